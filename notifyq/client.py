@@ -1,0 +1,242 @@
+"""The async client: enqueue (one, many, inside the caller's transaction), get, list, cancel, retry.
+
+Everything is validated before SQL (names, payloads, options; see `tasks.build_job`). With `conn=`
+the insert runs on the caller's psycopg connection and so inside its transaction: the job, and the
+NOTIFY that wakes workers, exist only if the caller commits. Without it a pooled autocommit
+connection is used. `notifyq.enqueue` and friends use a default client built from the environment
+on first use (`configure` sets it explicitly); it belongs to the event loop that first used it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from notifyq import db, queries, tasks
+from notifyq.errors import JobNotFoundError, NotifyqError
+from notifyq.models import CancelResult, Job, JobStatus, NewJob, QueueStats, RetryResult
+from notifyq.settings import Settings
+from notifyq.tasks import JobSpec, Registry, Task
+
+MAX_LIST_LIMIT = 1000
+
+
+class Client:
+    """A connection pool and the operations on jobs. Use as `async with Client(settings) as c:`."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        pool: AsyncConnectionPool | None = None,
+        registry: Registry = tasks.registry,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.registry = registry
+        self.statements = queries.statements(self.settings.schema)
+        self._own_pool = pool is None
+        self.pool = pool or db.async_pool(self.settings)
+
+    async def open(self) -> None:
+        if self._own_pool:
+            await self.pool.open(wait=True)
+
+    async def close(self) -> None:
+        if self._own_pool:
+            await self.pool.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def _connection(self, conn: AsyncConnection[Any] | None) -> AsyncIterator[AsyncConnection[Any]]:
+        if conn is not None:
+            if not isinstance(conn, AsyncConnection):
+                raise NotifyqError("conn must be a psycopg AsyncConnection (use notifyq.sync for sync code)")
+            yield conn
+            return
+        async with self.pool.connection() as pooled:
+            yield pooled
+
+    # -- enqueue -----------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        task: Task | str,
+        payload: Any = None,
+        *,
+        queue: str | None = None,
+        run_at: datetime | None = None,
+        delay: float | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+        conn: AsyncConnection[Any] | None = None,
+    ) -> int:
+        """Insert one job; returns its id (the existing job's id if the idempotency key is taken)."""
+        job = tasks.build_job(
+            task, payload, registry=self.registry, queue=queue, run_at=run_at, delay=delay,
+            priority=priority, max_attempts=max_attempts, idempotency_key=idempotency_key,
+        )  # fmt: skip
+        async with self._connection(conn) as c:
+            job_id = await queries.fetch_one(c, queries.job_insert(self.statements, job=job))
+            if job_id is None:
+                job_id = await self._existing_id(c, job)
+        return job_id
+
+    async def _existing_id(self, conn: AsyncConnection[Any], job: NewJob) -> int:
+        assert job.idempotency_key is not None  # only a key conflict inserts nothing
+        query = queries.job_ids_by_idempotency_key(self.statements, keys=[job.idempotency_key])
+        return existing_id(job, await queries.fetch_all(conn, query))
+
+    async def enqueue_many(
+        self, specs: Iterable[JobSpec], *, conn: AsyncConnection[Any] | None = None
+    ) -> list[int]:
+        """Insert many jobs in one statement; ids in input order (see `enqueue` on keys)."""
+        jobs = tasks.build_jobs(specs, registry=self.registry)
+        if not jobs:
+            return []
+        async with self._connection(conn) as c:
+            inserted = await queries.fetch_all(c, queries.job_insert_many(self.statements, jobs=jobs))
+            missing = missing_keys(jobs, inserted)
+            existing = []
+            if missing:
+                query = queries.job_ids_by_idempotency_key(self.statements, keys=missing)
+                existing = await queries.fetch_all(c, query)
+        return assign_ids(jobs, inserted, existing)
+
+    # -- inspect and steer -------------------------------------------------------------------
+
+    async def get(self, job_id: int) -> Job:
+        async with self._connection(None) as c:
+            job = await queries.fetch_one(c, queries.job_get(self.statements, job_id=job_id))
+        if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+    async def list_jobs(
+        self,
+        *,
+        queue: str | None = None,
+        task: str | None = None,
+        status: JobStatus | None = None,
+        before: int | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Jobs newest first; pass the last id of a page as `before` for the next page."""
+        query = queries.job_list(
+            self.statements, queue=queue, task=task, status=status, before=before,
+            limit=list_limit(limit),
+        )  # fmt: skip
+        async with self._connection(None) as c:
+            return await queries.fetch_all(c, query)
+
+    async def cancel(self, job_id: int, *, reason: str | None = None) -> CancelResult:
+        """Queued: cancelled now. Running: its worker is asked to stop (`requested`). Finished: as is."""
+        async with self._connection(None) as c:
+            query = queries.job_cancel(self.statements, job_id=job_id, reason=reason)
+            result = await queries.fetch_one(c, query)
+        return result or CancelResult(job_id=job_id, status=None)
+
+    async def retry(self, job_id: int) -> RetryResult:
+        """A failed or cancelled job back to queued, with its attempts reset."""
+        async with self._connection(None) as c:
+            result = await queries.fetch_one(c, queries.job_retry(self.statements, job_id=job_id))
+        if result is None:
+            raise JobNotFoundError(job_id)
+        return result
+
+    async def queue_stats(self) -> list[QueueStats]:
+        async with self._connection(None) as c:
+            return await queries.fetch_all(c, queries.queue_stats(self.statements))
+
+
+# -- pure helpers shared with the sync client ------------------------------------------------
+
+
+def list_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise NotifyqError(f"limit must be in 1..{MAX_LIST_LIMIT}")
+    return limit
+
+
+def existing_id(job: NewJob, rows: Sequence[tuple[int, str | None]]) -> int:
+    if not rows:
+        # the conflicting job was deleted between the two statements (retention): a rare race
+        raise NotifyqError(f"idempotency key {job.idempotency_key!r} conflicted but no job holds it")
+    return rows[0][0]
+
+
+def missing_keys(jobs: Sequence[NewJob], inserted: Sequence[tuple[int, str | None]]) -> list[str]:
+    """Keys of jobs that inserted nothing because their idempotency key was taken."""
+    got = {key for _, key in inserted if key is not None}
+    return [j.idempotency_key for j in jobs if j.idempotency_key is not None and j.idempotency_key not in got]
+
+
+def assign_ids(
+    jobs: Sequence[NewJob],
+    inserted: Sequence[tuple[int, str | None]],
+    existing: Sequence[tuple[int, str | None]],
+) -> list[int]:
+    """Input order ids: keyless rows come back in input order; keyed rows are matched by key."""
+    by_key = {key: job_id for job_id, key in (*existing, *inserted) if key is not None}
+    keyless = iter([job_id for job_id, key in inserted if key is None])
+    return [by_key[j.idempotency_key] if j.idempotency_key is not None else next(keyless) for j in jobs]
+
+
+# -- the default client ----------------------------------------------------------------------
+
+_default: Client | None = None
+
+
+async def default_client() -> Client:
+    """The process's default client, built from the environment and opened on first use."""
+    global _default  # noqa: PLW0603 - one default client per process, like logging's root
+    if _default is None:
+        client = Client()
+        await client.open()
+        _default = client
+    return _default
+
+
+async def configure(settings: Settings) -> Client:
+    """Replace the default client with one for `settings` (closing the previous one)."""
+    global _default  # noqa: PLW0603 - see default_client
+    previous, _default = _default, None
+    if previous is not None:
+        await previous.close()
+    client = Client(settings)
+    await client.open()
+    _default = client
+    return client
+
+
+async def close_default() -> None:
+    global _default
+    previous, _default = _default, None
+    if previous is not None:
+        await previous.close()
+
+
+async def enqueue(task: Task | str, payload: Any = None, **options: Any) -> int:
+    """Enqueue one job with the default client; see `Client.enqueue` for the options."""
+    return await (await default_client()).enqueue(task, payload, **options)
+
+
+async def enqueue_many(specs: Iterable[JobSpec], **options: Any) -> list[int]:
+    return await (await default_client()).enqueue_many(specs, **options)

@@ -1,0 +1,87 @@
+"""Connections: the pool for claim/finish/enqueue, the dedicated session connection, JSON adaptation.
+
+Pooled connections are autocommit (each notifyq statement is its own transaction) and work behind
+PgBouncer in transaction mode when `Settings.pgbouncer` turns named prepared statements off. LISTEN
+and advisory locks need a real session, so they get a connection of their own to `direct_url`.
+jsonb values are read and written with orjson, on notifyq's connections only (never globally, so an
+application's own psycopg adaptation is left alone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection, Connection
+from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from notifyq.settings import Settings
+
+# psycopg's default: prepare a statement server-side after it ran this many times on a connection
+PREPARE_THRESHOLD = 5
+POOL_OPEN_TIMEOUT = 30.0
+
+
+def _prepare_threshold(settings: Settings) -> int | None:
+    return None if settings.pgbouncer else PREPARE_THRESHOLD
+
+
+def use_orjson(conn: AsyncConnection[Any] | Connection[Any]) -> None:
+    set_json_loads(orjson.loads, conn)
+    set_json_dumps(orjson.dumps, conn)
+
+
+async def _configure_async(conn: AsyncConnection[Any]) -> None:
+    use_orjson(conn)
+
+
+def _configure_sync(conn: Connection[Any]) -> None:
+    use_orjson(conn)
+
+
+def async_pool(settings: Settings, *, name: str = "notifyq") -> AsyncConnectionPool:
+    """An unopened pool; open it with `await pool.open(wait=True)` or `async with`."""
+    return AsyncConnectionPool(
+        settings.database_url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        kwargs={"autocommit": True, "prepare_threshold": _prepare_threshold(settings)},
+        configure=_configure_async,
+        open=False,
+        name=name,
+        timeout=POOL_OPEN_TIMEOUT,
+    )
+
+
+def sync_pool(settings: Settings, *, name: str = "notifyq-sync") -> ConnectionPool:
+    return ConnectionPool(
+        settings.database_url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        kwargs={"autocommit": True, "prepare_threshold": _prepare_threshold(settings)},
+        configure=_configure_sync,
+        open=False,
+        name=name,
+        timeout=POOL_OPEN_TIMEOUT,
+    )
+
+
+async def session_connection(settings: Settings) -> AsyncConnection[Any]:
+    """A dedicated autocommit connection to `direct_url`, for LISTEN and session advisory locks."""
+    conn = await AsyncConnection.connect(settings.direct_url, autocommit=True, prepare_threshold=None)
+    use_orjson(conn)
+    return conn
+
+
+async def direct_connection(settings: Settings) -> AsyncConnection[Any]:
+    """A transactional connection to `direct_url` (migrations)."""
+    conn = await AsyncConnection.connect(settings.direct_url, prepare_threshold=None)
+    use_orjson(conn)
+    return conn
+
+
+def direct_connection_sync(settings: Settings) -> Connection[Any]:
+    conn = Connection.connect(settings.direct_url, prepare_threshold=None)
+    use_orjson(conn)
+    return conn

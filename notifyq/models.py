@@ -1,0 +1,154 @@
+"""Structs shared by every part of notifyq: what a job is, and what queries return.
+
+This module imports nothing of notifyq, so any module may import it.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class JobStatus(enum.StrEnum):
+    """Where a job is in its life. The last three are final: a job finishes exactly once."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class JobError(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of a job's error history."""
+
+    attempt: int
+    at: datetime
+    error: str
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    """A row of the jobs table, as the client reports it."""
+
+    id: int
+    queue: str
+    task: str
+    payload: Any
+    status: JobStatus
+    priority: int
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    lease_holder: uuid.UUID | None
+    lease_expires_at: datetime | None
+    last_error: str | None
+    errors: list[JobError]
+    idempotency_key: str | None
+    cancel_requested_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class NewJob(msgspec.Struct, frozen=True, kw_only=True):
+    """A job about to be inserted: names validated, payload already encoded as JSON text."""
+
+    queue: str
+    task: str
+    payload: str
+    priority: int = 0
+    max_attempts: int
+    run_at: datetime | None = None
+    # seconds from the database's now(); used when run_at is None
+    delay: float | None = None
+    idempotency_key: str | None = None
+
+
+class ClaimedJob(msgspec.Struct, frozen=True, kw_only=True):
+    """A job a worker has just claimed; `payload` is still JSON text, decoded by its task's type."""
+
+    id: int
+    queue: str
+    task: str
+    payload: str
+    attempts: int
+    max_attempts: int
+    priority: int
+    run_at: datetime
+    created_at: datetime
+    lease_expires_at: datetime
+
+
+class Outcome(enum.StrEnum):
+    """What a worker writes back for a job it ran."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RETRY = "retry"
+    # hand the lease back untouched: shutdown; the attempt does not count
+    RELEASE = "release"
+
+
+class JobResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One finished run, buffered by the completer and written in a batch."""
+
+    job_id: int
+    attempt: int
+    outcome: Outcome
+    error: str | None = None
+    retry_in: float = 0.0
+
+
+class CancelResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What `cancel` did: `status` is the job's status after the call, `None` for an unknown id."""
+
+    job_id: int
+    status: JobStatus | None
+    requested: bool = False
+
+
+class RetryResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What `retry` did: the status the job had, and whether it went back to queued."""
+
+    job_id: int
+    previous: JobStatus
+    retried: bool
+
+
+class LeaseState(msgspec.Struct, frozen=True, kw_only=True):
+    """A lease the heartbeat extended, and whether a cancel was requested for that job."""
+
+    job_id: int
+    cancel_requested: bool
+
+
+class Migration(msgspec.Struct, frozen=True, kw_only=True):
+    """A migration file, or the record of one applied."""
+
+    version: int
+    name: str
+    checksum: str
+
+
+class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Counts by status for one queue, and the age of its oldest due job."""
+
+    queue: str
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    oldest_due_age: float | None = None

@@ -1,0 +1,290 @@
+"""Every SQL statement notifyq runs: one typed function per statement, and the executors.
+
+Statements live in notifyq/sql/*.sql, each under a `-- name: noun_verb` header. They are rendered
+once per schema with psycopg.sql ({schema} -> quoted identifier, {schema_literal} -> string literal)
+into bytes, so the hot path never formats SQL. A query function only builds a `Query` (statement,
+bound parameters, row factory); `fetch_all`/`fetch_one` run it on an async connection and their
+`_sync` twins on a sync one: the sync client shares every statement and row type with the async one.
+This is the only module that executes SQL.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Generic, TypeVar
+
+import msgspec
+from psycopg import AsyncConnection, Connection, sql
+from psycopg.rows import BaseRowFactory, args_row, kwargs_row, scalar_row
+
+from notifyq import names
+from notifyq.models import (
+    CancelResult,
+    ClaimedJob,
+    Job,
+    JobResult,
+    JobStatus,
+    LeaseState,
+    Migration,
+    NewJob,
+    QueueStats,
+    RetryResult,
+)
+
+R = TypeVar("R")
+
+_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Query(Generic[R]):
+    """A statement ready to run: SQL bytes, bound parameters, and how to build each row."""
+
+    name: str
+    sql: bytes
+    params: Mapping[str, Any] | None
+    row: BaseRowFactory[R]
+    # None: psycopg's prepare_threshold decides; False for multi-statement DDL
+    prepare: bool | None = None
+
+
+@functools.cache
+def statement_texts() -> Mapping[str, str]:
+    """Every named statement of notifyq/sql/*.sql, unrendered."""
+    texts: dict[str, str] = {}
+    for entry in sorted(resources.files("notifyq.sql").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            texts.update(_split(entry.read_text(encoding="utf-8")))
+    return texts
+
+
+def _split(text: str) -> dict[str, str]:
+    parts = _HEADER.split(text)
+    # split() with a group alternates: preamble, name, body, name, body …
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def render(text: str, schema: str) -> bytes:
+    """Put the schema into a statement or migration: as an identifier, and as a literal."""
+    composed = sql.SQL(text).format(schema=sql.Identifier(schema), schema_literal=sql.Literal(schema))
+    return composed.as_bytes(None)
+
+
+class Statements:
+    """All statements rendered for one schema."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = names.schema_name(schema)
+        self._sql = {name: render(text, schema) for name, text in statement_texts().items()}
+
+    def query(self, name: str, params: Mapping[str, Any] | None, row: BaseRowFactory[R]) -> Query[R]:
+        return Query(name=name, sql=self._sql[name], params=params, row=row)
+
+
+@functools.cache
+def statements(schema: str) -> Statements:
+    return Statements(schema)
+
+
+# -- executors ---------------------------------------------------------------------------------
+
+
+async def fetch_all(conn: AsyncConnection[Any], query: Query[R]) -> list[R]:
+    async with conn.cursor(row_factory=query.row) as cur:
+        await cur.execute(query.sql, query.params, prepare=query.prepare)
+        return await cur.fetchall() if cur.description is not None else []
+
+
+async def fetch_one(conn: AsyncConnection[Any], query: Query[R]) -> R | None:
+    rows = await fetch_all(conn, query)
+    return rows[0] if rows else None
+
+
+def fetch_all_sync(conn: Connection[Any], query: Query[R]) -> list[R]:
+    with conn.cursor(row_factory=query.row) as cur:
+        cur.execute(query.sql, query.params, prepare=query.prepare)
+        return cur.fetchall() if cur.description is not None else []
+
+
+def fetch_one_sync(conn: Connection[Any], query: Query[R]) -> R | None:
+    rows = fetch_all_sync(conn, query)
+    return rows[0] if rows else None
+
+
+# -- row factories -----------------------------------------------------------------------------
+
+
+def _struct_row(cls: type[R]) -> BaseRowFactory[R]:
+    def build(**values: Any) -> R:
+        return msgspec.convert(values, cls)
+
+    return kwargs_row(build)
+
+
+_id_row: BaseRowFactory[int] = scalar_row
+_job_row = _struct_row(Job)
+
+
+def _pair_row(job_id: int, key: str | None) -> tuple[int, str | None]:
+    return (job_id, key)
+
+
+# -- jobs: the client ---------------------------------------------------------------------------
+
+
+def job_insert(st: Statements, *, job: NewJob) -> Query[int]:
+    params = {
+        "queue": job.queue,
+        "task": job.task,
+        "payload": job.payload,
+        "priority": job.priority,
+        "max_attempts": job.max_attempts,
+        "run_at": job.run_at,
+        "delay": job.delay,
+        "idempotency_key": job.idempotency_key,
+    }
+    return st.query("job_insert", params, _id_row)
+
+
+def job_insert_many(st: Statements, *, jobs: Sequence[NewJob]) -> Query[tuple[int, str | None]]:
+    params = {
+        "queues": [j.queue for j in jobs],
+        "tasks": [j.task for j in jobs],
+        "payloads": [j.payload for j in jobs],
+        "priorities": [j.priority for j in jobs],
+        "max_attempts": [j.max_attempts for j in jobs],
+        "run_ats": [j.run_at for j in jobs],
+        "delays": [j.delay for j in jobs],
+        "keys": [j.idempotency_key for j in jobs],
+    }
+    return st.query("job_insert_many", params, args_row(_pair_row))
+
+
+def job_ids_by_idempotency_key(st: Statements, *, keys: Sequence[str]) -> Query[tuple[int, str | None]]:
+    return st.query("job_ids_by_idempotency_key", {"keys": list(keys)}, args_row(_pair_row))
+
+
+def job_get(st: Statements, *, job_id: int) -> Query[Job]:
+    return st.query("job_get", {"id": job_id}, _job_row)
+
+
+def job_list(
+    st: Statements,
+    *,
+    queue: str | None,
+    task: str | None,
+    status: JobStatus | None,
+    before: int | None,
+    limit: int,
+) -> Query[Job]:
+    params = {
+        "queue": queue,
+        "task": task,
+        "status": None if status is None else status.value,
+        "before": before,
+        "limit": limit,
+    }
+    return st.query("job_list", params, _job_row)
+
+
+def job_cancel(st: Statements, *, job_id: int, reason: str | None) -> Query[CancelResult]:
+    params = {"id": job_id, "reason": reason, "channel": names.cancel_channel(st.schema)}
+
+    def build(id: int, status: str, requested: bool) -> CancelResult:
+        return CancelResult(job_id=id, status=JobStatus(status), requested=requested)
+
+    return st.query("job_cancel", params, args_row(build))
+
+
+def job_retry(st: Statements, *, job_id: int) -> Query[RetryResult]:
+    def build(id: int, previous: str, retried: bool) -> RetryResult:
+        return RetryResult(job_id=id, previous=JobStatus(previous), retried=retried)
+
+    return st.query("job_retry", {"id": job_id}, args_row(build))
+
+
+def queue_stats(st: Statements) -> Query[QueueStats]:
+    return st.query("queue_stats", None, _struct_row(QueueStats))
+
+
+# -- jobs: the worker --------------------------------------------------------------------------
+
+
+def job_claim_batch(
+    st: Statements, *, worker: uuid.UUID, queues: Sequence[str], limit: int, lease: float
+) -> Query[ClaimedJob]:
+    params = {"worker": worker, "queues": list(queues), "limit": limit, "lease": lease}
+    return st.query("job_claim_batch", params, _struct_row(ClaimedJob))
+
+
+def job_finish_many(st: Statements, *, worker: uuid.UUID, results: Sequence[JobResult]) -> Query[int]:
+    params = {
+        "worker": worker,
+        "ids": [r.job_id for r in results],
+        "attempts": [r.attempt for r in results],
+        "outcomes": [r.outcome.value for r in results],
+        "errors": [r.error for r in results],
+        "retry_in": [r.retry_in for r in results],
+    }
+    return st.query("job_finish_many", params, _id_row)
+
+
+def lease_extend_many(
+    st: Statements, *, worker: uuid.UUID, held: Sequence[tuple[int, int]], lease: float
+) -> Query[LeaseState]:
+    params = {
+        "worker": worker,
+        "ids": [job_id for job_id, _ in held],
+        "attempts": [attempt for _, attempt in held],
+        "lease": lease,
+    }
+
+    def build(id: int, cancel_requested: bool) -> LeaseState:
+        return LeaseState(job_id=id, cancel_requested=cancel_requested)
+
+    return st.query("lease_extend_many", params, args_row(build))
+
+
+# -- migrations --------------------------------------------------------------------------------
+
+
+def migration_lock(st: Statements, *, key: int) -> Query[Any]:
+    return st.query("migration_lock", {"key": key}, scalar_row)
+
+
+def migration_table_create(st: Statements) -> Query[Any]:
+    query = st.query("migration_table_create", None, scalar_row)
+    return Query(name=query.name, sql=query.sql, params=None, row=scalar_row, prepare=False)
+
+
+def migration_list(st: Statements) -> Query[Migration]:
+    return st.query("migration_list", None, _struct_row(Migration))
+
+
+def migration_record(st: Statements, *, migration: Migration) -> Query[Any]:
+    params = {"version": migration.version, "name": migration.name, "checksum": migration.checksum}
+    return st.query("migration_record", params, scalar_row)
+
+
+def migration_apply(schema: str, *, text: str) -> Query[Any]:
+    """A migration file's DDL, rendered for `schema` (migrations are not named statements)."""
+    return Query(name="migration_apply", sql=render(text, schema), params=None, row=scalar_row, prepare=False)
+
+
+# -- the listener's session ----------------------------------------------------------------------
+
+
+def channel_listen(channel: str) -> Query[Any]:
+    """LISTEN on a channel built by notifyq.names (a quoted identifier, never a parameter)."""
+    text = sql.SQL("LISTEN {}").format(sql.Identifier(channel)).as_bytes(None)
+    return Query(name="channel_listen", sql=text, params=None, row=scalar_row, prepare=False)
+
+
+def session_check() -> Query[Any]:
+    """A round trip proving the listener's session is alive (notifies() alone cannot tell)."""
+    return Query(name="session_check", sql=b"SELECT 1", params=None, row=scalar_row, prepare=False)

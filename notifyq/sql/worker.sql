@@ -1,0 +1,69 @@
+-- Statements of the worker (notifyq/worker/): claim, finish, extend leases.
+-- Every finishing write matches the claim token (lease_holder, attempts): a worker that lost its
+-- lease cannot finish a job that was rescued and claimed again.
+
+-- name: job_claim_batch
+-- MATERIALIZED keeps the planner from joining the locked subquery into the UPDATE and locking more
+-- rows than the LIMIT.
+WITH picked AS MATERIALIZED (
+    SELECT id
+    FROM {schema}.jobs
+    WHERE status = 'queued' AND queue = ANY(%(queues)s::text[]) AND run_at <= now()
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.jobs j
+SET status = 'running',
+    attempts = j.attempts + 1,
+    lease_holder = %(worker)s,
+    lease_expires_at = now() + make_interval(secs => %(lease)s),
+    started_at = now()
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.id, j.queue, j.task, j.payload::text AS payload, j.attempts, j.max_attempts,
+          j.priority, j.run_at, j.created_at, j.lease_expires_at;
+
+-- name: job_finish_many
+-- Writes a batch of outcomes. Requeued jobs due now (retry without delay, release on shutdown)
+-- notify their queue so another worker picks them up at once. Returns the ids written; a missing id
+-- means this worker no longer held that job.
+WITH outcome AS (
+    SELECT *
+    FROM unnest(%(ids)s::bigint[], %(attempts)s::int4[], %(outcomes)s::text[],
+                %(errors)s::text[], %(retry_in)s::float8[])
+         AS o (id, attempt, outcome, error, retry_in)
+), done AS (
+    UPDATE {schema}.jobs j
+    SET status = CASE WHEN o.outcome IN ('retry', 'release') THEN 'queued'
+                      ELSE o.outcome::{schema}.job_status END,
+        attempts = CASE WHEN o.outcome = 'release' THEN j.attempts - 1 ELSE j.attempts END,
+        run_at = CASE WHEN o.outcome = 'retry' THEN now() + make_interval(secs => o.retry_in)
+                      WHEN o.outcome = 'release' THEN now()
+                      ELSE j.run_at END,
+        finished_at = CASE WHEN o.outcome IN ('retry', 'release') THEN NULL ELSE now() END,
+        lease_holder = NULL,
+        lease_expires_at = NULL,
+        last_error = coalesce(o.error, j.last_error),
+        errors = CASE WHEN o.error IS NULL THEN j.errors
+                      ELSE j.errors || jsonb_build_array(jsonb_build_object(
+                          'attempt', j.attempts, 'at', now(), 'error', o.error)) END
+    FROM outcome o
+    WHERE j.id = o.id AND j.attempts = o.attempt AND j.status = 'running'
+      AND j.lease_holder = %(worker)s
+    RETURNING j.id, j.queue, j.status, j.run_at
+), wake AS (
+    SELECT count(pg_notify({schema_literal} || ':' || queue, '')) AS n
+    FROM (SELECT DISTINCT queue FROM done WHERE status = 'queued' AND run_at <= now()) due
+)
+SELECT id FROM done WHERE (SELECT n FROM wake) >= 0;
+
+-- name: lease_extend_many
+-- The heartbeat: one statement for every job the worker holds. Returns the jobs still held, and
+-- whether a cancel was requested for each (the backstop for a lost cancel notification).
+UPDATE {schema}.jobs j
+SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+FROM unnest(%(ids)s::bigint[], %(attempts)s::int4[]) AS h (id, attempt)
+WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running'
+  AND j.lease_holder = %(worker)s
+RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested;

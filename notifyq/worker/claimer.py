@@ -1,0 +1,91 @@
+"""The claimer: claims as many jobs as there are free slots, in one statement, and hands them on.
+
+Loop: wait for a free slot; clear the woken flag (before claiming, so a notification arriving
+during the claim wakes the next round); claim; start the jobs. A full batch means more may be
+waiting, so it claims again without sleeping; otherwise it sleeps on the waker.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+
+import anyio
+import psycopg
+from anyio.abc import TaskGroup
+from psycopg_pool import AsyncConnectionPool
+
+from notifyq import queries
+from notifyq.models import ClaimedJob
+from notifyq.worker.executor import Executor
+from notifyq.worker.waker import Waker
+
+log = logging.getLogger("notifyq.worker.claimer")
+
+MAX_ERROR_DELAY = 5.0
+
+
+class Claimer:
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        statements: queries.Statements,
+        worker_id: uuid.UUID,
+        queues: Sequence[str],
+        lease: float,
+        poll_interval: float,
+        executor: Executor,
+        waker: Waker,
+    ) -> None:
+        self.pool = pool
+        self.statements = statements
+        self.worker_id = worker_id
+        self.queues = list(queues)
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.executor = executor
+        self.waker = waker
+        self.claims = 0
+        self.claimed = 0
+
+    async def run_once(self, limit: int) -> list[ClaimedJob]:
+        query = queries.job_claim_batch(
+            self.statements,
+            worker=self.worker_id,
+            queues=self.queues,
+            limit=limit,
+            lease=self.lease,
+        )
+        async with self.pool.connection() as conn:
+            jobs = await queries.fetch_all(conn, query)
+        self.claims += 1
+        self.claimed += len(jobs)
+        return jobs
+
+    async def run(self, jobs_tg: TaskGroup) -> None:
+        """Claim until cancelled (the worker cancels it to stop claiming)."""
+        error_delay = 0.05
+        while True:
+            free = await self.executor.wait_for_capacity()
+            self.waker.clear()
+            try:
+                jobs = await self._claim_and_start(jobs_tg, free)
+            except psycopg.Error as exc:
+                error_delay = min(error_delay * 2, MAX_ERROR_DELAY)
+                log.warning("claim failed (%s); retrying in %.2fs", exc, error_delay)
+                await self.waker.wait(error_delay)
+                continue
+            error_delay = 0.05
+            if len(jobs) < free:
+                await self.waker.wait(self.poll_interval)
+
+    async def _claim_and_start(self, jobs_tg: TaskGroup, free: int) -> list[ClaimedJob]:
+        # shielded: a claim the database committed must reach the executor, or its jobs would sit
+        # leased to us, unrun, until the lease expired
+        with anyio.CancelScope(shield=True):
+            jobs = await self.run_once(free)
+            for job in jobs:
+                self.executor.start(jobs_tg, job)
+        return jobs

@@ -1,0 +1,66 @@
+"""The heartbeat: one statement extends the lease of every job this worker runs, every lease/3.
+
+Its answer also says which jobs were lost (rescued elsewhere: their handlers are stopped and their
+outcomes dropped) and which have a cancel request (the backstop when a cancel notification was
+missed during a listener reconnect).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+import anyio
+import msgspec
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from notifyq import queries
+
+log = logging.getLogger("notifyq.worker.heartbeat")
+
+
+class Beat(msgspec.Struct, frozen=True, kw_only=True):
+    extended: int
+    lost: list[int]
+    cancel_requested: list[int]
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        *,
+        pool: AsyncConnectionPool,
+        statements: queries.Statements,
+        worker_id: uuid.UUID,
+        lease: float,
+        held: Callable[[], list[tuple[int, int]]],
+    ) -> None:
+        self.pool = pool
+        self.statements = statements
+        self.worker_id = worker_id
+        self.lease = lease
+        self.held = held
+
+    async def run_once(self) -> Beat:
+        held = self.held()
+        if not held:
+            return Beat(extended=0, lost=[], cancel_requested=[])
+        query = queries.lease_extend_many(self.statements, worker=self.worker_id, held=held, lease=self.lease)
+        async with self.pool.connection() as conn:
+            states = await queries.fetch_all(conn, query)
+        alive = {s.job_id for s in states}
+        return Beat(
+            extended=len(states),
+            lost=[job_id for job_id, _ in held if job_id not in alive],
+            cancel_requested=[s.job_id for s in states if s.cancel_requested],
+        )
+
+    async def run(self, on_beat: Callable[[Beat], None]) -> None:
+        while True:
+            await anyio.sleep(self.lease / 3)
+            try:
+                on_beat(await self.run_once())
+            except psycopg.Error as exc:
+                log.warning("heartbeat failed (%s); leases expire in under %.0fs", exc, self.lease)

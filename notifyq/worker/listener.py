@@ -1,0 +1,109 @@
+"""The listener: one dedicated session connection per worker, reading notifications continuously.
+
+It never blocks on work: a queue notification only wakes the waker (or sets its timer), a cancel
+notification only flags the running job. A dropped connection (killed backend, restarted database)
+is replaced with capped exponential backoff while the rest of the worker keeps running; after each
+(re)connect it wakes the claimer, because notifications sent while it was away are lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+import psycopg
+from anyio.abc import TaskStatus
+from psycopg import AsyncConnection
+
+from notifyq import db, queries
+from notifyq.settings import Settings
+from notifyq.worker.waker import Waker
+
+log = logging.getLogger("notifyq.worker.listener")
+
+INITIAL_RECONNECT_DELAY = 0.05
+# how long notifies() may wait before the session is checked with a round trip
+LIVENESS_INTERVAL = 10.0
+
+
+class Listener:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        queue_channels: Sequence[str],
+        cancel_channel: str,
+        waker: Waker,
+        on_cancel: Callable[[int], None],
+        reconnect_max_delay: float,
+        on_connect: Callable[[AsyncConnection[Any]], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.queue_channels = tuple(queue_channels)
+        self.cancel_channel = cancel_channel
+        self.waker = waker
+        self.on_cancel = on_cancel
+        self.reconnect_max_delay = reconnect_max_delay
+        self.on_connect = on_connect
+        self.connects = 0
+        self.notifications = 0
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen forever. The first connection must succeed (a bad URL fails the worker's start)."""
+        conn = await self._connect()
+        task_status.started()
+        delay = INITIAL_RECONNECT_DELAY
+        while True:
+            try:
+                await self._listen(conn)
+            except psycopg.OperationalError as exc:
+                log.warning("listener connection lost (%s); reconnecting", exc)
+            await conn.close()
+            conn = await self._reconnect(delay)
+            delay = INITIAL_RECONNECT_DELAY
+
+    async def _reconnect(self, delay: float) -> AsyncConnection[Any]:
+        while True:
+            await anyio.sleep(delay)
+            try:
+                return await self._connect()
+            except psycopg.OperationalError as exc:
+                delay = min(delay * 2, self.reconnect_max_delay)
+                log.warning("listener reconnect failed (%s); next try in %.2fs", exc, delay)
+
+    async def _connect(self) -> AsyncConnection[Any]:
+        conn = await db.session_connection(self.settings)
+        try:
+            for channel in (*self.queue_channels, self.cancel_channel):
+                await queries.fetch_all(conn, queries.channel_listen(channel))
+            if self.on_connect is not None:
+                await self.on_connect(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        self.connects += 1
+        # anything sent while we were not listening is lost: claim now
+        self.waker.wake()
+        return conn
+
+    async def _listen(self, conn: AsyncConnection[Any]) -> None:
+        while True:
+            async for notify in conn.notifies(timeout=LIVENESS_INTERVAL):
+                self._handle(notify.channel, notify.payload)
+            await queries.fetch_all(conn, queries.session_check())
+
+    def _handle(self, channel: str, payload: str) -> None:
+        self.notifications += 1
+        if channel == self.cancel_channel:
+            if payload.isdigit():
+                self.on_cancel(int(payload))
+            return
+        if not payload:
+            self.waker.wake()
+            return
+        try:
+            self.waker.schedule(float(payload))
+        except ValueError:
+            self.waker.wake()

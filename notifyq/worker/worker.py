@@ -1,0 +1,174 @@
+"""The worker's lifecycle: start the parts in one task group, stop them in order.
+
+Start: open the pool, LISTEN (via `tg.start`, so it is in place before the first claim), start the
+completer and heartbeat, then claim. Stop (`stop()`, or SIGINT/SIGTERM in `notifyq-worker`): stop
+claiming, wait up to `shutdown_timeout` for running jobs, cancel the rest and hand their leases
+back, write every outcome, close. `stop(now=True)` skips the wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import anyio
+from anyio.abc import TaskStatus
+from psycopg_pool import AsyncConnectionPool
+
+from notifyq import db, names, queries, tasks
+from notifyq.models import JobResult, Outcome
+from notifyq.settings import Settings, WorkerSettings
+from notifyq.worker.claimer import Claimer
+from notifyq.worker.completer import Completer
+from notifyq.worker.executor import Executor, StopReason
+from notifyq.worker.heartbeat import Beat, Heartbeat
+from notifyq.worker.listener import Listener
+from notifyq.worker.waker import Waker
+
+log = logging.getLogger("notifyq.worker")
+
+
+@dataclass(slots=True)
+class WorkerCounters:
+    """What this worker has done since it started (outcomes count once written)."""
+
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    released: int = 0
+
+    def count(self, result: JobResult) -> None:
+        attr = _COUNTER_OF[result.outcome]
+        setattr(self, attr, getattr(self, attr) + 1)
+
+
+_COUNTER_OF = MappingProxyType(
+    {
+        Outcome.SUCCEEDED: "succeeded",
+        Outcome.FAILED: "failed",
+        Outcome.RETRY: "retried",
+        Outcome.CANCELLED: "cancelled",
+        Outcome.RELEASE: "released",
+    }
+)
+
+
+class Worker:
+    """One worker process's worth of parts. `await worker.run()` until `worker.stop()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: WorkerSettings | None = None,
+        *,
+        registry: tasks.Registry = tasks.registry,
+        pool: AsyncConnectionPool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.config = config or WorkerSettings()
+        self.id = uuid.uuid4()
+        self.counters = WorkerCounters()
+        self.waker = Waker()
+        self._own_pool = pool is None
+        self.pool = pool or db.async_pool(settings, name=f"notifyq-worker-{self.id}")
+        self._claim_scope = anyio.CancelScope()
+        self._hurry = anyio.Event()
+        self._build_parts(registry, queries.statements(settings.schema))
+
+    def _build_parts(self, registry: tasks.Registry, st: queries.Statements) -> None:
+        cfg = self.config
+        self.completer = Completer(
+            pool=self.pool, statements=st, worker_id=self.id, flush_interval=cfg.flush_interval,
+            flush_batch=cfg.flush_batch, on_written=self._on_written,
+        )  # fmt: skip
+        self.executor = Executor(concurrency=cfg.concurrency, registry=registry, report=self.completer.add)
+        self.claimer = Claimer(
+            pool=self.pool, statements=st, worker_id=self.id, queues=cfg.queues, lease=cfg.lease,
+            poll_interval=cfg.poll_interval, executor=self.executor, waker=self.waker,
+        )  # fmt: skip
+        self.heartbeat = Heartbeat(
+            pool=self.pool,
+            statements=st,
+            worker_id=self.id,
+            lease=cfg.lease,
+            held=self.executor.held,
+        )
+        self.listener = Listener(
+            self.settings,
+            queue_channels=[names.queue_channel(self.settings.schema, q) for q in cfg.queues],
+            cancel_channel=names.cancel_channel(self.settings.schema),
+            waker=self.waker,
+            on_cancel=self._on_cancel,
+            reconnect_max_delay=cfg.reconnect_max_delay,
+        )
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until stopped; `task_status.started()` once LISTEN is in place."""
+        if self._own_pool:
+            await self.pool.open(wait=True)
+        try:
+            async with anyio.create_task_group() as services:
+                if self.config.listen:
+                    await services.start(self.listener.run)
+                services.start_soon(self.completer.run)
+                services.start_soon(self.heartbeat.run, self._on_beat)
+                log.info("worker %s started on queues %s", self.id, ",".join(self.config.queues))
+                task_status.started()
+                await self._work()
+                await self.completer.flush()
+                services.cancel_scope.cancel()
+        finally:
+            if self._own_pool:
+                await self.pool.close()
+        log.info("worker %s stopped", self.id)
+
+    async def _work(self) -> None:
+        async with anyio.create_task_group() as jobs:
+            with self._claim_scope:
+                await self.claimer.run(jobs)
+            await self._drain()
+
+    async def _drain(self) -> None:
+        running = len(self.executor.running)
+        if running:
+            log.info("waiting up to %gs for %d running jobs", self.config.shutdown_timeout, running)
+        with anyio.move_on_after(self.config.shutdown_timeout):
+            await _first_of(self.executor.wait_idle(), self._hurry.wait())
+        self.executor.stop_all(StopReason.SHUTDOWN)
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop claiming and shut down; `now` cancels running jobs at once (their leases go back)."""
+        self._claim_scope.cancel()
+        if now:
+            self._hurry.set()
+
+    def _on_written(self, result: JobResult) -> None:
+        self.counters.count(result)
+        if result.outcome is Outcome.RETRY:
+            # the row's run_at is now() + retry_in as of this write: set the timer from here
+            self.waker.schedule(result.retry_in)
+
+    def _on_cancel(self, job_id: int) -> None:
+        self.executor.stop(job_id, StopReason.CANCEL_REQUESTED)
+
+    def _on_beat(self, beat: Beat) -> None:
+        for job_id in beat.lost:
+            log.warning("job %s: lease lost (rescued elsewhere); stopping its handler", job_id)
+            self.executor.stop(job_id, StopReason.LEASE_LOST)
+        for job_id in beat.cancel_requested:
+            self.executor.stop(job_id, StopReason.CANCEL_REQUESTED)
+
+
+async def _first_of(*waits: object) -> None:
+    """Return when the first of the awaitables completes (the others are cancelled)."""
+    async with anyio.create_task_group() as tg:
+
+        async def run(awaitable: object) -> None:
+            await awaitable  # type: ignore[misc] # coroutines passed by the caller
+            tg.cancel_scope.cancel()
+
+        for awaitable in waits:
+            tg.start_soon(run, awaitable)
