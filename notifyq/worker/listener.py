@@ -52,17 +52,19 @@ class Listener:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen forever. The first connection must succeed (a bad URL fails the worker's start)."""
-        conn = await self._connect()
+        self._conn = await self._connect()
         task_status.started()
-        delay = INITIAL_RECONNECT_DELAY
-        while True:
-            try:
-                await self._listen(conn)
-            except psycopg.OperationalError as exc:
-                log.warning("listener connection lost (%s); reconnecting", exc)
-            await conn.close()
-            conn = await self._reconnect(delay)
-            delay = INITIAL_RECONNECT_DELAY
+        try:
+            while True:
+                try:
+                    await self._listen(self._conn)
+                except psycopg.OperationalError as exc:
+                    log.warning("listener connection lost (%s); reconnecting", exc)
+                await self._conn.close()
+                self._conn = await self._reconnect(INITIAL_RECONNECT_DELAY)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._conn.close()
 
     async def _reconnect(self, delay: float) -> AsyncConnection[Any]:
         while True:

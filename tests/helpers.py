@@ -1,0 +1,52 @@
+"""Test helpers: run a worker for the length of a block, wait for a condition without bare sleeps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import psycopg
+
+from notifyq import Registry, Settings, Worker, WorkerSettings
+
+# how often wait_until re-checks its condition; the deadline is what bounds a test
+CHECK_EVERY = 0.02
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, registry: Registry, **config: Any) -> AsyncIterator[Worker]:
+    """A worker started (LISTEN in place) before the block and stopped gracefully after it."""
+    worker = Worker(settings, WorkerSettings(**config), registry=registry)
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.run)
+        try:
+            yield worker
+        finally:
+            worker.stop()
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]] | Callable[[], bool], *, seconds: float = 10.0
+) -> None:
+    """Re-check `condition` until it holds; fails the test after `seconds`."""
+    with anyio.fail_after(seconds):
+        while True:
+            result = condition()
+            if not isinstance(result, bool):
+                result = await result
+            if result:
+                return
+            await anyio.sleep(CHECK_EVERY)
+
+
+async def job_status(conn: psycopg.AsyncConnection[Any], job_id: int) -> str | None:
+    cur = await conn.execute("SELECT status::text FROM notifyq.jobs WHERE id = %s", (job_id,))
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+async def status_counts(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
+    cur = await conn.execute("SELECT status::text, count(*) FROM notifyq.jobs GROUP BY 1")
+    return {str(s): int(n) for s, n in await cur.fetchall()}
