@@ -1,0 +1,103 @@
+"""`notifyq-worker myapp.tasks --queues a,b --concurrency N`: run a worker process.
+
+The positional arguments are modules to import; importing them registers their tasks. The current
+directory is on the import path, as with `python -m`. SIGINT/SIGTERM stop claiming and let running
+jobs finish for --shutdown-timeout seconds, then hand the rest back; a second signal hands them
+back at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+from pathlib import Path
+
+import anyio
+import psycopg
+
+from notifyq.errors import NotifyqError
+from notifyq.settings import Settings, WorkerSettings, split_queues
+from notifyq.worker import Worker
+
+log = logging.getLogger("notifyq.worker")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="notifyq-worker", description="Run a notifyq worker process.")
+    p.add_argument("modules", nargs="+", help="modules to import (they register the tasks)")
+    p.add_argument("--queues", type=split_queues, help="comma-separated queues (default: default)")
+    p.add_argument("--concurrency", type=int, help="jobs run at once (default: 10)")
+    p.add_argument("--poll-interval", type=float, help="safety-net poll, seconds (default: 5)")
+    p.add_argument("--lease", type=float, help="lease length, seconds (default: 30)")
+    p.add_argument("--shutdown-timeout", type=float, help="grace period on SIGTERM (default: 10)")
+    p.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN (for comparisons)")
+    p.add_argument("--database-url", help="PostgreSQL URL (default: NOTIFYQ_DATABASE_URL, DATABASE_URL)")
+    p.add_argument("--schema", help="notifyq's schema (default: notifyq)")
+    p.add_argument("--log-level", default=os.environ.get("NOTIFYQ_LOG_LEVEL", "INFO"))
+    return p
+
+
+def configs(args: argparse.Namespace) -> tuple[Settings, WorkerSettings]:
+    settings = Settings.from_env(database_url=args.database_url, schema=args.schema)
+    worker = WorkerSettings.from_env(
+        queues=args.queues,
+        concurrency=args.concurrency,
+        poll_interval=args.poll_interval,
+        lease=args.lease,
+        shutdown_timeout=args.shutdown_timeout,
+        listen=False if args.no_listen else None,
+    )
+    return settings, worker
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        for module in args.modules:
+            import_module(module)
+        settings, config = configs(args)
+        anyio.run(serve, Worker(settings, config))
+    except NotifyqError as exc:
+        sys.stderr.write(f"notifyq-worker: {exc}\n")
+        return 1
+    except psycopg.OperationalError as exc:
+        sys.stderr.write(f"notifyq-worker: cannot reach PostgreSQL: {exc}\n")
+        return 1
+    except ModuleNotFoundError as exc:
+        sys.stderr.write(f"notifyq-worker: cannot import {exc.name!r}: {exc}\n")
+        return 1
+    return 0
+
+
+async def serve(worker: Worker) -> None:
+    """Run `worker` until it stops, translating signals into graceful, then immediate, stops."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_handle_signals, worker)
+        await worker.run()
+        tg.cancel_scope.cancel()
+
+
+async def _handle_signals(worker: Worker) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        received = 0
+        async for signum in signals:
+            received += 1
+            if received == 1:
+                log.info("%s: stopping (again to hand running jobs back now)", signal.Signals(signum).name)
+                worker.stop()
+            else:
+                log.info("%s: handing running jobs back now", signal.Signals(signum).name)
+                worker.stop(now=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
