@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for module in args.modules:
             import_module(module)
         settings, config = configs(args)
-        anyio.run(serve, Worker(settings, config))
+        anyio.run(serve, settings, config)
     except NotifyqError as exc:
         sys.stderr.write(f"notifyq-worker: {exc}\n")
         return 1
@@ -78,8 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-async def serve(worker: Worker) -> None:
-    """Run `worker` until it stops, translating signals into graceful, then immediate, stops."""
+async def serve(settings: Settings, config: WorkerSettings) -> None:
+    """Run a worker until it stops, translating signals into graceful, then immediate, stops."""
+    worker = Worker(settings, config)  # anyio primitives need the running loop
     async with anyio.create_task_group() as tg:
         tg.start_soon(_handle_signals, worker)
         await worker.run()

@@ -57,7 +57,10 @@ _COUNTER_OF = MappingProxyType(
 
 
 class Worker:
-    """One worker process's worth of parts. `await worker.run()` until `worker.stop()`."""
+    """One worker process's worth of parts. `await worker.run()` until `worker.stop()`.
+
+    Build it inside async code (its anyio primitives belong to the running event loop).
+    """
 
     def __init__(
         self,
