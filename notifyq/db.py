@@ -21,6 +21,14 @@ from notifyq.settings import Settings
 # psycopg's default: prepare a statement server-side after it ran this many times on a connection
 PREPARE_THRESHOLD = 5
 POOL_OPEN_TIMEOUT = 30.0
+# a session connection (LISTEN, advisory locks) must notice a dead peer even while it only waits:
+# TCP keepalives declare it dead after about idle + interval * count = 20 s of silence
+SESSION_KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 
 
 def _prepare_threshold(settings: Settings) -> int | None:
@@ -69,7 +77,9 @@ def sync_pool(settings: Settings, *, name: str = "notifyq-sync") -> ConnectionPo
 
 async def session_connection(settings: Settings) -> AsyncConnection[Any]:
     """A dedicated autocommit connection to `direct_url`, for LISTEN and session advisory locks."""
-    conn = await AsyncConnection.connect(settings.direct_url, autocommit=True, prepare_threshold=None)
+    conn = await AsyncConnection.connect(
+        settings.direct_url, autocommit=True, prepare_threshold=None, **SESSION_KEEPALIVES
+    )
     use_orjson(conn)
     return conn
 

@@ -118,7 +118,9 @@ class Executor:
             if result is not None:
                 self.report(result)
         finally:
-            del self.running[job.id]
+            # a job rescued from us and claimed by us again has a new entry under the same id
+            if self.running.get(job.id) is running:
+                del self.running[job.id]
             self._changed.set()
 
     async def _execute(self, job: ClaimedJob) -> JobResult:

@@ -49,22 +49,23 @@ class Listener:
         self.on_connect = on_connect
         self.connects = 0
         self.notifications = 0
+        self._conn: AsyncConnection[Any] | None = None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen forever. The first connection must succeed (a bad URL fails the worker's start)."""
-        self._conn = await self._connect()
+        conn = self._conn = await self._connect()
         task_status.started()
         try:
             while True:
                 try:
-                    await self._listen(self._conn)
+                    await self._listen(conn)
                 except psycopg.OperationalError as exc:
                     log.warning("listener connection lost (%s); reconnecting", exc)
-                await self._conn.close()
-                self._conn = await self._reconnect(INITIAL_RECONNECT_DELAY)
+                await conn.close()
+                conn = self._conn = await self._reconnect(INITIAL_RECONNECT_DELAY)
         finally:
             with anyio.CancelScope(shield=True):
-                await self._conn.close()
+                await conn.close()
 
     async def _reconnect(self, delay: float) -> AsyncConnection[Any]:
         while True:
