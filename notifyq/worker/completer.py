@@ -46,6 +46,9 @@ class Completer:
         self.lost = 0
         self._pending = anyio.Event()
         self._full = anyio.Event()
+        # one write at a time: the final flush must wait for a write in flight, or the outcomes it
+        # carries would be restored to the buffer after the flush found it empty
+        self._writing = anyio.Lock()
 
     def add(self, result: JobResult) -> None:
         self.buffer.append(result)
@@ -55,6 +58,10 @@ class Completer:
 
     async def run_once(self) -> int:
         """Write everything buffered; returns how many outcomes were written."""
+        async with self._writing:
+            return await self._write()
+
+    async def _write(self) -> int:
         batch, self.buffer = self.buffer, []
         self._pending, self._full = anyio.Event(), anyio.Event()
         if not batch:
