@@ -48,14 +48,20 @@ def _configure_sync(conn: Connection[Any]) -> None:
     use_orjson(conn)
 
 
-def async_pool(settings: Settings, *, name: str = "notifyq") -> AsyncConnectionPool:
-    """An unopened pool; open it with `await pool.open(wait=True)` or `async with`."""
+def async_pool(settings: Settings, *, name: str = "notifyq", check: bool = True) -> AsyncConnectionPool:
+    """An unopened pool; open it with `await pool.open(wait=True)` or `async with`.
+
+    `check` tests each connection as it leaves the pool (one round trip), so a connection killed
+    while idle is replaced instead of failing the caller. Clients want that; the worker, whose
+    every part retries on errors, skips it on its hot path.
+    """
     return AsyncConnectionPool(
         settings.database_url,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         kwargs={"autocommit": True, "prepare_threshold": _prepare_threshold(settings)},
         configure=_configure_async,
+        check=AsyncConnectionPool.check_connection if check else None,
         open=False,
         name=name,
         timeout=POOL_OPEN_TIMEOUT,
@@ -69,6 +75,7 @@ def sync_pool(settings: Settings, *, name: str = "notifyq-sync") -> ConnectionPo
         max_size=settings.pool_max_size,
         kwargs={"autocommit": True, "prepare_threshold": _prepare_threshold(settings)},
         configure=_configure_sync,
+        check=ConnectionPool.check_connection,
         open=False,
         name=name,
         timeout=POOL_OPEN_TIMEOUT,

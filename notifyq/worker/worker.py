@@ -76,7 +76,7 @@ class Worker:
         self.counters = WorkerCounters()
         self.waker = Waker()
         self._own_pool = pool is None
-        self.pool = pool or db.async_pool(settings, name=f"notifyq-worker-{self.id}")
+        self.pool = pool or db.async_pool(settings, name=f"notifyq-worker-{self.id}", check=False)
         self._claim_scope = anyio.CancelScope()
         self._hurry = anyio.Event()
         self._build_parts(registry, queries.statements(settings.schema))

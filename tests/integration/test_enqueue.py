@@ -1,0 +1,144 @@
+"""Enqueue: async and sync, bulk, inside the caller's transaction, idempotent under races, bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import msgspec
+import psycopg
+import pytest
+
+from notifyq import Client, JobSpec, JobStatus, Registry, Settings, SyncClient
+from notifyq.errors import InvalidNameError, NotifyqError, PayloadError
+from tests.helpers import status_counts
+
+pytestmark = pytest.mark.anyio
+
+
+class Email(msgspec.Struct):
+    to: str
+
+
+async def test_enqueue_stores_the_job_with_its_options(client: Client) -> None:
+    run_at = datetime.now(UTC) + timedelta(hours=1)
+    job_id = await client.enqueue(
+        "send", {"to": "a"}, queue="mail", run_at=run_at, priority=7, max_attempts=3, idempotency_key="k1"
+    )
+    job = await client.get(job_id)
+    assert (job.task, job.queue, job.payload, job.status) == ("send", "mail", {"to": "a"}, JobStatus.QUEUED)
+    assert (job.priority, job.max_attempts, job.attempts, job.idempotency_key) == (7, 3, 0, "k1")
+    assert job.run_at == run_at
+
+
+async def test_delay_is_measured_by_the_database_clock(
+    client: Client, aconn: psycopg.AsyncConnection
+) -> None:
+    job_id = await client.enqueue("t", None, delay=30)
+    cur = await aconn.execute(
+        "SELECT extract(epoch FROM run_at - created_at) FROM notifyq.jobs WHERE id = %s", (job_id,)
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    assert 29.9 < float(row[0]) < 31
+
+
+def test_the_sync_twin_enqueues_gets_and_lists(sync_client: SyncClient, registry: Registry) -> None:
+    @registry.task
+    def send(email: Email) -> None: ...
+
+    job_id = sync_client.enqueue(send, Email(to="x"))
+    assert sync_client.get(job_id).payload == {"to": "x"}
+    assert [j.id for j in sync_client.list_jobs(task="send")] == [job_id]
+    ids = sync_client.enqueue_many([JobSpec(task=send, payload={"to": str(i)}) for i in range(3)])
+    assert [sync_client.get(i).payload["to"] for i in ids] == ["0", "1", "2"]
+
+
+async def test_enqueue_many_returns_ids_in_input_order_with_existing_keys(client: Client) -> None:
+    first = await client.enqueue("t", {"n": -1}, idempotency_key="dup")
+    specs = [
+        JobSpec(task="t", payload={"n": i}, idempotency_key="dup" if i == 2 else None) for i in range(500)
+    ]
+    ids = await client.enqueue_many(specs)
+    assert ids[2] == first
+    assert len(set(ids)) == 500
+    jobs = {j.id: j for j in await client.list_jobs(limit=1000)}
+    assert all(jobs[job_id].payload["n"] == i for i, job_id in enumerate(ids) if i != 2)
+    assert len(jobs) == 500
+
+
+async def test_a_second_enqueue_with_the_same_key_returns_the_first_id(client: Client) -> None:
+    a = await client.enqueue("t", {"v": 1}, idempotency_key="once")
+    b = await client.enqueue("t", {"v": 2}, idempotency_key="once")
+    assert a == b
+    assert (await client.get(a)).payload == {"v": 1}
+
+
+async def test_racing_enqueues_with_one_key_insert_one_row(
+    settings: Settings, aconn: psycopg.AsyncConnection
+) -> None:
+    ids: list[int] = []
+
+    async def one(client: Client) -> None:
+        ids.append(await client.enqueue("t", None, idempotency_key="race"))
+
+    async with (
+        Client(Settings(database_url=settings.database_url, pool_max_size=20)) as client,
+        anyio.create_task_group() as tg,
+    ):
+        for _ in range(20):
+            tg.start_soon(one, client)
+    assert len(ids) == 20
+    assert len(set(ids)) == 1
+    assert await status_counts(aconn) == {"queued": 1}
+
+
+async def test_a_rolled_back_transaction_leaves_no_job_and_no_wakeup(
+    client: Client, database_url: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
+        await listener.execute('LISTEN "notifyq:default"')
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            await client.enqueue("t", None, conn=conn)
+            await conn.rollback()
+            await client.enqueue("t", None, idempotency_key="committed", conn=conn)
+            await conn.commit()
+        got = [n async for n in listener.notifies(timeout=0.5)]
+    assert len(got) == 1
+    assert [j.idempotency_key for j in await client.list_jobs()] == ["committed"]
+
+
+async def test_bad_input_is_rejected_before_anything_is_written(
+    client: Client, aconn: psycopg.AsyncConnection
+) -> None:
+    with pytest.raises(PayloadError):
+        await client.enqueue("t", {"x": object()})
+    with pytest.raises(InvalidNameError):
+        await client.enqueue("t", None, queue="q" * 41)
+    with pytest.raises(InvalidNameError):
+        await client.enqueue("t", None, queue="it's")
+    with pytest.raises(InvalidNameError):
+        await client.enqueue("bad task\x00", None)
+    with pytest.raises(NotifyqError):
+        await client.enqueue("t", None, run_at=datetime(2030, 1, 1))
+    with pytest.raises(NotifyqError):
+        await client.enqueue_many(
+            [JobSpec(task="t", payload=None), JobSpec(task="t", payload={1, 2, object()})]
+        )
+    assert await status_counts(aconn) == {}
+    assert await client.enqueue("t", {"fine": True}) > 0
+
+
+async def test_constraints_reject_impossible_rows_from_plain_sql(aconn: psycopg.AsyncConnection) -> None:
+    bad_rows = [
+        "INSERT INTO notifyq.jobs (task, status) VALUES ('t', 'running')",
+        "INSERT INTO notifyq.jobs (task, finished_at) VALUES ('t', now())",
+        "INSERT INTO notifyq.jobs (task, queue) VALUES ('t', repeat('q', 41))",
+        "INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'has space')",
+        "INSERT INTO notifyq.jobs (task, attempts, max_attempts) VALUES ('t', 3, 2)",
+        "INSERT INTO notifyq.jobs (task, idempotency_key) VALUES ('t', '')",
+    ]
+    for statement in bad_rows:
+        with pytest.raises(psycopg.errors.CheckViolation):
+            await aconn.execute(statement)  # type: ignore[arg-type]
+    assert await status_counts(aconn) == {}

@@ -1,0 +1,85 @@
+"""The NOTIFY trigger: once per queue per statement, plain-SQL inserts wake workers, timers for later."""
+
+from __future__ import annotations
+
+import anyio
+import psycopg
+import pytest
+
+from notifyq import Registry, Settings
+from tests.helpers import job_status, running_worker, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_one_notification_per_queue_per_statement(
+    database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
+        await listener.execute('LISTEN "notifyq:a"')
+        await listener.execute('LISTEN "notifyq:b"')
+        await aconn.execute(
+            "INSERT INTO notifyq.jobs (task, queue)"
+            " SELECT 't', CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END FROM generate_series(1, 100) i"
+        )
+        await aconn.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
+        got = [(n.channel, n.payload) async for n in listener.notifies(timeout=0.5)]
+    assert sorted(got) == [("notifyq:a", ""), ("notifyq:a", ""), ("notifyq:b", "")]
+
+
+async def test_a_scheduled_insert_carries_the_delay_until_due(
+    database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
+        await listener.execute('LISTEN "notifyq:default"')
+        await aconn.execute(
+            "INSERT INTO notifyq.jobs (task, run_at) VALUES ('t', now() + interval '30 seconds')"
+        )
+        got = [n async for n in listener.notifies(timeout=2, stop_after=1)]
+    assert 29 < float(got[0].payload) <= 30
+
+
+async def test_a_plain_sql_insert_wakes_an_idle_worker_long_before_the_poll(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    ran = anyio.Event()
+
+    @registry.task
+    async def from_sql(payload: dict[str, str]) -> None:
+        assert payload == {"from": "psql"}
+        ran.set()
+
+    async with running_worker(settings, registry, poll_interval=60) as worker:
+        # idle: the start-up claim found nothing and the worker sleeps on its 60 s poll
+        await wait_until(lambda: worker.claimer.claims >= 1)
+        await aconn.execute(
+            """INSERT INTO notifyq.jobs (task, payload) VALUES ('from_sql', '{"from": "psql"}')"""
+        )
+        with anyio.fail_after(5):
+            await ran.wait()
+
+
+async def test_a_scheduled_job_runs_when_due_without_waiting_for_the_poll(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    ran = anyio.Event()
+
+    @registry.task
+    async def later() -> None:
+        ran.set()
+
+    async with running_worker(settings, registry, poll_interval=60) as worker:
+        await wait_until(lambda: worker.claimer.claims >= 1)
+        cur = await aconn.execute(
+            "INSERT INTO notifyq.jobs (task, run_at)"
+            " VALUES ('later', now() + interval '0.3 seconds') RETURNING id"
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        with anyio.fail_after(10):
+            await ran.wait()
+        await wait_until(lambda: _is(aconn, row[0], "succeeded"))
+
+
+async def _is(aconn: psycopg.AsyncConnection, job_id: int, status: str) -> bool:
+    return await job_status(aconn, job_id) == status

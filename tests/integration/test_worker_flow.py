@@ -1,0 +1,188 @@
+"""Throughput-shaped behaviour: many workers share jobs exactly once; batches keep coming while full;
+cancel; graceful shutdown; the listener and pool survive killed backends."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import anyio
+import psycopg
+import pytest
+
+from notifyq import Client, JobContext, JobSpec, JobStatus, Registry, Settings
+from tests.helpers import running_worker, status_counts, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_2000_jobs_across_4_workers_each_run_exactly_once(
+    settings: Settings, registry: Registry, client: Client, aconn: psycopg.AsyncConnection
+) -> None:
+    runs: Counter[int] = Counter()
+
+    @registry.task
+    async def count(payload: dict[str, int]) -> None:
+        runs[payload["n"]] += 1
+
+    async with (
+        running_worker(settings, registry, poll_interval=60) as w1,
+        running_worker(settings, registry, poll_interval=60) as w2,
+        running_worker(settings, registry, poll_interval=60) as w3,
+        running_worker(settings, registry, poll_interval=60) as w4,
+    ):
+        for start in range(0, 2000, 250):
+            await client.enqueue_many(
+                [JobSpec(task=count, payload={"n": n}) for n in range(start, start + 250)]
+            )
+
+        async def all_done() -> bool:
+            return (await status_counts(aconn)).get("succeeded") == 2000
+
+        await wait_until(all_done, seconds=60)
+        shares = [w.counters.succeeded for w in (w1, w2, w3, w4)]
+    assert sorted(runs) == list(range(2000))
+    assert set(runs.values()) == {1}
+    assert sum(shares) == 2000
+
+
+async def test_claims_come_in_batches_and_repeat_while_full(
+    settings: Settings, registry: Registry, client: Client, aconn: psycopg.AsyncConnection
+) -> None:
+    @registry.task
+    async def noop() -> None: ...
+
+    await client.enqueue_many([JobSpec(task=noop) for _ in range(200)])
+    async with running_worker(settings, registry, concurrency=10, poll_interval=60) as worker:
+
+        async def drained() -> bool:
+            return (await status_counts(aconn)).get("succeeded") == 200
+
+        await wait_until(drained, seconds=30)
+    # 200 jobs in batches of up to 10 free slots: about 20 claims, never one per job
+    assert worker.claimer.claimed == 200
+    assert worker.claimer.claims < 100
+
+
+async def test_cancel_queued_running_finished_and_unknown(
+    settings: Settings, registry: Registry, client: Client
+) -> None:
+    started = anyio.Event()
+
+    @registry.task
+    async def long_running() -> None:
+        started.set()
+        await anyio.sleep(60)
+
+    queued = await client.enqueue("not_run_here", None, queue="elsewhere")
+    assert (await client.cancel(queued)).status is JobStatus.CANCELLED
+    assert (await client.cancel(queued)).status is JobStatus.CANCELLED
+    assert (await client.cancel(10**12)).status is None
+
+    async with running_worker(settings, registry, poll_interval=60):
+        running = await client.enqueue(long_running)
+        with anyio.fail_after(10):
+            await started.wait()
+        result = await client.cancel(running)
+        assert (result.status, result.requested) == (JobStatus.RUNNING, True)
+
+        async def cancelled() -> bool:
+            return (await client.get(running)).status is JobStatus.CANCELLED
+
+        await wait_until(cancelled, seconds=5)
+    assert (await client.cancel(running)).requested is False
+
+
+async def test_graceful_shutdown_hands_leases_back_without_counting_the_attempt(
+    settings: Settings, registry: Registry, client: Client
+) -> None:
+    started = anyio.Event()
+    runs: list[int] = []
+
+    @registry.task
+    async def slow(ctx: JobContext) -> None:
+        runs.append(ctx.attempt)
+        if len(runs) == 1:
+            started.set()
+            await anyio.sleep(60)
+
+    async with running_worker(settings, registry, poll_interval=60, shutdown_timeout=0.2) as worker:
+        job_id = await client.enqueue(slow)
+        with anyio.fail_after(10):
+            await started.wait()
+        worker.stop()
+    job = await client.get(job_id)
+    assert (job.status, job.attempts, job.lease_holder) == (JobStatus.QUEUED, 0, None)
+    assert worker.counters.released == 1
+
+    async with running_worker(settings, registry, poll_interval=60):
+
+        async def done() -> bool:
+            return (await client.get(job_id)).status is JobStatus.SUCCEEDED
+
+        await wait_until(done)
+    assert runs == [1, 1]
+
+
+async def test_stop_now_skips_the_grace_period(
+    settings: Settings, registry: Registry, client: Client
+) -> None:
+    started = anyio.Event()
+
+    @registry.task
+    async def slow() -> None:
+        started.set()
+        await anyio.sleep(60)
+
+    with anyio.fail_after(10):
+        async with running_worker(settings, registry, poll_interval=60, shutdown_timeout=60) as worker:
+            job_id = await client.enqueue(slow)
+            await started.wait()
+            worker.stop(now=True)
+    assert (await client.get(job_id)).status is JobStatus.QUEUED
+
+
+async def test_a_killed_listener_is_replaced_and_jobs_keep_flowing(
+    settings: Settings, registry: Registry, client: Client, aconn: psycopg.AsyncConnection
+) -> None:
+    ran: list[int] = []
+    event = anyio.Event()
+
+    @registry.task
+    async def mark(payload: dict[str, int]) -> None:
+        ran.append(payload["n"])
+        if len(ran) == 2:
+            event.set()
+
+    async with running_worker(settings, registry, poll_interval=60) as worker:
+        await client.enqueue(mark, {"n": 1})
+        await aconn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN %%' AND pid <> pg_backend_pid()"
+        )
+        await wait_until(lambda: worker.listener.connects >= 2, seconds=10)
+        await client.enqueue(mark, {"n": 2})
+        with anyio.fail_after(10):
+            await event.wait()
+    assert sorted(ran) == [1, 2]
+
+
+async def test_killed_pool_connections_do_not_stop_the_worker(
+    settings: Settings, registry: Registry, client: Client, aconn: psycopg.AsyncConnection
+) -> None:
+    @registry.task
+    async def noop() -> None: ...
+
+    async with running_worker(settings, registry, poll_interval=60) as worker:
+        await client.enqueue(noop)
+        await wait_until(lambda: worker.counters.succeeded == 1)
+        await aconn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        ids = await client.enqueue_many([JobSpec(task=noop) for _ in range(20)])
+
+        async def all_done() -> bool:
+            statuses = [(await client.get(i)).status for i in ids]
+            return set(statuses) == {JobStatus.SUCCEEDED}
+
+        await wait_until(all_done, seconds=30)
