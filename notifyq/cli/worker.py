@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from importlib import import_module
 from pathlib import Path
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import_module(module)
         settings, config = configs(args)
         anyio.run(serve, settings, config)
+        _abandon_handler_threads()
     except NotifyqError as exc:
         sys.stderr.write(f"notifyq-worker: {exc}\n")
         return 1
@@ -76,6 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"notifyq-worker: cannot import {exc.name!r}: {exc}\n")
         return 1
     return 0
+
+
+def _abandon_handler_threads() -> None:
+    """Exit now if sync handlers still run: their jobs were handed back, and Python would otherwise
+    wait for the threads (they cannot be interrupted) before the process could exit."""
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if stuck:
+        log.warning("abandoning %d handler threads still running; their jobs were handed back", len(stuck))
+        logging.shutdown()
+        os._exit(0)
 
 
 async def serve(settings: Settings, config: WorkerSettings) -> None:

@@ -1,0 +1,29 @@
+"""Tasks for worker processes started by the e2e tests: each run is recorded in the test's database."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psycopg
+
+import notifyq
+
+_DATABASE_URL = os.environ.get("DATABASE_URL", "")
+
+
+def _record(n: int) -> None:
+    with psycopg.connect(_DATABASE_URL, autocommit=True) as conn:
+        conn.execute("INSERT INTO e2e_runs (n, pid) VALUES (%s, %s)", (n, os.getpid()))
+
+
+@notifyq.task
+def record(payload: dict[str, int]) -> None:
+    _record(payload["n"])
+
+
+@notifyq.task
+def record_then_block(payload: dict[str, int]) -> None:
+    """Records its start, then blocks far longer than any test waits (until cancelled or killed)."""
+    _record(payload["n"])
+    time.sleep(payload.get("seconds", 300))
