@@ -16,9 +16,10 @@ from notifyq.errors import (
 )
 from notifyq.migrate import migrate, migrate_sync
 from notifyq.models import CancelResult, Job, JobStatus, QueueStats, RetryResult
+from notifyq.schedules import CatchUp, Schedule
 from notifyq.settings import Settings, WorkerSettings
 from notifyq.sync import SyncClient
-from notifyq.tasks import JobContext, JobSpec, Registry, Task, registry, task
+from notifyq.tasks import JobContext, JobSpec, Registry, Task, periodic, registry, task
 from notifyq.worker import Worker
 
 __version__ = "0.1.0.dev0"
@@ -26,6 +27,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "Cancel",
     "CancelResult",
+    "CatchUp",
     "Client",
     "ConfigError",
     "Fail",
@@ -43,6 +45,7 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "RetryResult",
+    "Schedule",
     "Settings",
     "SyncClient",
     "Task",
@@ -55,6 +58,7 @@ __all__ = [
     "enqueue_many",
     "migrate",
     "migrate_sync",
+    "periodic",
     "registry",
     "task",
 ]

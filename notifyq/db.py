@@ -59,7 +59,11 @@ def async_pool(settings: Settings, *, name: str = "notifyq", check: bool = True)
         settings.database_url,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
-        kwargs={"autocommit": True, "prepare_threshold": _prepare_threshold(settings)},
+        kwargs={
+            "autocommit": True,
+            "prepare_threshold": _prepare_threshold(settings),
+            "application_name": "notifyq",
+        },
         configure=_configure_async,
         check=AsyncConnectionPool.check_connection if check else None,
         open=False,
@@ -73,7 +77,11 @@ def sync_pool(settings: Settings, *, name: str = "notifyq-sync") -> ConnectionPo
         settings.database_url,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
-        kwargs={"autocommit": True, "prepare_threshold": _prepare_threshold(settings)},
+        kwargs={
+            "autocommit": True,
+            "prepare_threshold": _prepare_threshold(settings),
+            "application_name": "notifyq",
+        },
         configure=_configure_sync,
         check=ConnectionPool.check_connection,
         open=False,
@@ -82,10 +90,18 @@ def sync_pool(settings: Settings, *, name: str = "notifyq-sync") -> ConnectionPo
     )
 
 
-async def session_connection(settings: Settings) -> AsyncConnection[Any]:
-    """A dedicated autocommit connection to `direct_url`, for LISTEN and session advisory locks."""
+async def session_connection(settings: Settings, *, role: str) -> AsyncConnection[Any]:
+    """A dedicated autocommit connection to `direct_url`, for LISTEN and session advisory locks.
+
+    `role` becomes its application_name ("notifyq listener", "notifyq leader"), so operators (and
+    tests) can find it in pg_stat_activity.
+    """
     conn = await AsyncConnection.connect(
-        settings.direct_url, autocommit=True, prepare_threshold=None, **SESSION_KEEPALIVES
+        settings.direct_url,
+        autocommit=True,
+        prepare_threshold=None,
+        application_name=f"notifyq {role}",
+        **SESSION_KEEPALIVES,
     )
     use_orjson(conn)
     return conn

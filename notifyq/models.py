@@ -152,3 +152,33 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
     failed: int = 0
     cancelled: int = 0
     oldest_due_age: float | None = None
+    # jobs that finished (any outcome) in the last minute: recent throughput
+    finished_last_minute: int = 0
+
+
+class WorkerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A row of the workers registry, with how many jobs it runs now."""
+
+    id: uuid.UUID
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: datetime
+    last_beat_at: datetime
+    leader_since: datetime | None
+    running: int
+
+
+class WorkerProbe(msgspec.Struct, frozen=True, kw_only=True):
+    """Whether a registered worker's advisory lock was free (its session is gone)."""
+
+    id: uuid.UUID
+    lock_free: bool
+
+
+class Rescued(msgspec.Struct, frozen=True, kw_only=True):
+    """A job the leader took back from a dead or silent worker, and what it became."""
+
+    id: int
+    status: JobStatus

@@ -63,6 +63,16 @@ def migration_lock_key(schema: str) -> int:
     return _stable_key("migrate", schema)
 
 
+def worker_lock_key(worker_id: object) -> int:
+    """The session advisory lock a worker holds on its listening connection while it lives."""
+    return _stable_key("worker", str(worker_id))
+
+
+def leader_lock_key(schema: str) -> int:
+    """The session advisory lock whose holder is the leader for `schema`."""
+    return _stable_key("leader", schema)
+
+
 def _stable_key(purpose: str, value: str) -> int:
     # hashlib, not hash(): Python salts str hashes per process
     digest = hashlib.blake2b(f"notifyq:{purpose}:{value}".encode(), digest_size=8).digest()

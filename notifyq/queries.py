@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from typing import Any, Generic, TypeVar
 
@@ -33,7 +34,10 @@ from notifyq.models import (
     Migration,
     NewJob,
     QueueStats,
+    Rescued,
     RetryResult,
+    WorkerInfo,
+    WorkerProbe,
 )
 
 R = TypeVar("R")
@@ -288,3 +292,87 @@ def channel_listen(channel: str) -> Query[Any]:
 def session_check() -> Query[Any]:
     """A round trip proving the listener's session is alive (notifies() alone cannot tell)."""
     return Query(name="session_check", sql=b"SELECT 1", params=None, row=scalar_row, prepare=False)
+
+
+# -- the workers registry and the leader --------------------------------------------------------
+
+
+def worker_register(
+    st: Statements,
+    *,
+    worker_id: uuid.UUID,
+    host: str,
+    pid: int,
+    queues: Sequence[str],
+    concurrency: int,
+    lock_key: int,
+) -> Query[Any]:
+    params = {
+        "id": worker_id,
+        "host": host,
+        "pid": pid,
+        "queues": list(queues),
+        "concurrency": concurrency,
+        "lock_key": lock_key,
+    }
+    return st.query("worker_register", params, scalar_row)
+
+
+def worker_lock(st: Statements, *, lock_key: int) -> Query[Any]:
+    return st.query("worker_lock", {"lock_key": lock_key}, scalar_row)
+
+
+def worker_beat(st: Statements, *, worker_id: uuid.UUID) -> Query[Any]:
+    return st.query("worker_beat", {"id": worker_id}, scalar_row)
+
+
+def worker_delete(st: Statements, *, worker_id: uuid.UUID) -> Query[Any]:
+    return st.query("worker_delete", {"id": worker_id}, scalar_row)
+
+
+def worker_list(st: Statements) -> Query[WorkerInfo]:
+    return st.query("worker_list", None, _struct_row(WorkerInfo))
+
+
+def worker_probe(st: Statements) -> Query[WorkerProbe]:
+    return st.query("worker_probe", None, _struct_row(WorkerProbe))
+
+
+def worker_delete_many(st: Statements, *, worker_ids: Sequence[uuid.UUID]) -> Query[Any]:
+    return st.query("worker_delete_many", {"ids": list(worker_ids)}, scalar_row)
+
+
+def leader_try_lock(st: Statements, *, key: int) -> Query[bool]:
+    return st.query("leader_try_lock", {"key": key}, scalar_row)
+
+
+def leader_mark(st: Statements, *, worker_id: uuid.UUID) -> Query[Any]:
+    return st.query("leader_mark", {"id": worker_id}, scalar_row)
+
+
+def job_rescue_many(st: Statements, *, dead: Sequence[uuid.UUID], limit: int) -> Query[Rescued]:
+    return st.query("job_rescue_many", {"dead": list(dead), "limit": limit}, _struct_row(Rescued))
+
+
+def job_prune_batch(st: Statements, *, keep_done: float, keep_failed: float, limit: int) -> Query[int]:
+    params = {"keep_done": keep_done, "keep_failed": keep_failed, "limit": limit}
+    return st.query("job_prune_batch", params, _id_row)
+
+
+def cron_state_get(st: Statements, *, tasks: Sequence[str]) -> Query[tuple[str, datetime]]:
+    def build(task: str, last_slot: datetime) -> tuple[str, datetime]:
+        return (task, last_slot)
+
+    return st.query("cron_state_get", {"tasks": list(tasks)}, args_row(build))
+
+
+def cron_state_advance(st: Statements, *, slots: Mapping[str, datetime]) -> Query[Any]:
+    return st.query("cron_state_advance", {"tasks": list(slots), "slots": list(slots.values())}, scalar_row)
+
+
+def database_now(st: Statements) -> Query[datetime]:
+    return st.query("database_now", None, scalar_row)
+
+
+def notification_queue_usage(st: Statements) -> Query[float]:
+    return st.query("notification_queue_usage", None, scalar_row)

@@ -25,6 +25,13 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_FLUSH_INTERVAL = 0.005
 DEFAULT_FLUSH_BATCH = 200
 DEFAULT_POOL_MAX = 10
+DEFAULT_LEADER_TICK = 0.5
+DEFAULT_RESCUE_GRACE = 10.0
+DEFAULT_DEAD_CONFIRM = 1.0
+DEFAULT_RETENTION_SUCCEEDED = 86_400.0
+DEFAULT_RETENTION_FAILED = 7 * 86_400.0
+DEFAULT_PRUNE_INTERVAL = 60.0
+DEFAULT_NOTIFY_QUEUE_WARN = 0.5
 
 S = TypeVar("S", bound=msgspec.Struct)
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=86_400)]
@@ -77,6 +84,20 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     reconnect_max_delay: Seconds = 5.0
     # False turns LISTEN off: the worker only polls (benchmarks compare the two)
     listen: bool = True
+    # -- leader election and maintenance (notifyq/leader) ------------------------------------------
+    # False: this worker never leads (another process runs the maintenance)
+    leader: bool = True
+    leader_tick: Annotated[float, msgspec.Meta(gt=0, le=60)] = DEFAULT_LEADER_TICK
+    # after gaining leadership (e.g. after a database restart dropped every advisory lock), wait this
+    # long before treating a free worker lock as a dead worker: workers need time to re-take them
+    rescue_grace: Annotated[float, msgspec.Meta(ge=0, le=3600)] = DEFAULT_RESCUE_GRACE
+    # a worker is dead when its lock was free on two probes at least this far apart
+    dead_confirm: Annotated[float, msgspec.Meta(ge=0, le=600)] = DEFAULT_DEAD_CONFIRM
+    retention_succeeded: Annotated[float, msgspec.Meta(ge=0)] = DEFAULT_RETENTION_SUCCEEDED
+    retention_failed: Annotated[float, msgspec.Meta(ge=0)] = DEFAULT_RETENTION_FAILED
+    prune_interval: Seconds = DEFAULT_PRUNE_INTERVAL
+    # log a warning when pg_notification_queue_usage() passes this fraction
+    notify_queue_warn: Annotated[float, msgspec.Meta(gt=0, le=1)] = DEFAULT_NOTIFY_QUEUE_WARN
 
     def __post_init__(self) -> None:
         if not self.queues:

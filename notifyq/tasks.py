@@ -21,6 +21,7 @@ from notifyq import names
 from notifyq.backoff import DEFAULT_POLICY, RetryPolicy
 from notifyq.errors import NotifyqError, PayloadError
 from notifyq.models import NewJob
+from notifyq.schedules import CatchUp, Schedule
 from notifyq.settings import DEFAULT_QUEUE
 
 DEFAULT_MAX_ATTEMPTS = 20
@@ -135,6 +136,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
+        self.schedules: dict[str, Schedule] = {}
 
     def __contains__(self, name: object) -> bool:
         return name in self._tasks
@@ -183,9 +185,36 @@ class Registry:
 
         return register if fn is None else register(fn)
 
+    def periodic(
+        self,
+        cron: str,
+        *,
+        timezone: str = "UTC",
+        catch_up: CatchUp | str = CatchUp.LATEST,
+        payload: Any = None,
+        **task_options: Any,
+    ) -> Callable[[Handler], Task]:
+        """Register a task that the leader enqueues on a cron schedule, exactly once per slot:
+        `@registry.periodic("*/5 * * * *", timezone="Europe/Paris")`. Task options as for `task`."""
+
+        def register(handler: Handler) -> Task:
+            registered: Task = self.task(handler, **task_options)
+            registered.encode(payload)  # a bad payload fails at import, not at every slot
+            self.schedules[registered.name] = Schedule(
+                task=registered.name,
+                cron=cron,
+                timezone=timezone,
+                catch_up=CatchUp(catch_up),
+                payload=payload,
+            )
+            return registered
+
+        return register
+
 
 registry = Registry()
 task = registry.task
+periodic = registry.periodic
 
 
 # -- building jobs for enqueue ---------------------------------------------------------------

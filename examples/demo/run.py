@@ -77,7 +77,7 @@ def _wait_for_listeners(url: str, count: int) -> None:
         while time.monotonic() < deadline:
             row = conn.execute(
                 "SELECT count(DISTINCT pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND query LIKE 'LISTEN %%'"
+                " WHERE datname = current_database() AND application_name = 'notifyq listener'"
             ).fetchone()
             if row is not None and row[0] >= count:
                 return

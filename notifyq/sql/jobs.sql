@@ -90,7 +90,8 @@ SELECT queue,
        count(*) FILTER (WHERE status = 'failed') AS failed,
        count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
        extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'queued' AND run_at <= now()))::float8
-           AS oldest_due_age
+           AS oldest_due_age,
+       count(*) FILTER (WHERE finished_at > now() - interval '1 minute') AS finished_last_minute
 FROM {schema}.jobs
 GROUP BY queue
 ORDER BY queue;

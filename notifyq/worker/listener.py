@@ -77,7 +77,7 @@ class Listener:
                 log.warning("listener reconnect failed (%s); next try in %.2fs", exc, delay)
 
     async def _connect(self) -> AsyncConnection[Any]:
-        conn = await db.session_connection(self.settings)
+        conn = await db.session_connection(self.settings, role="listener")
         try:
             for channel in (*self.queue_channels, self.cancel_channel):
                 await queries.fetch_all(conn, queries.channel_listen(channel))

@@ -18,6 +18,7 @@ from anyio.abc import TaskStatus
 from psycopg_pool import AsyncConnectionPool
 
 from notifyq import db, names, queries, tasks
+from notifyq.leader import Elector, Maintenance
 from notifyq.models import JobResult, Outcome
 from notifyq.settings import Settings, WorkerSettings
 from notifyq.worker.claimer import Claimer
@@ -25,6 +26,7 @@ from notifyq.worker.completer import Completer
 from notifyq.worker.executor import Executor, StopReason
 from notifyq.worker.heartbeat import Beat, Heartbeat
 from notifyq.worker.listener import Listener
+from notifyq.worker.registration import Registration
 from notifyq.worker.waker import Waker
 
 log = logging.getLogger("notifyq.worker")
@@ -99,13 +101,26 @@ class Worker:
             lease=cfg.lease,
             held=self.executor.held,
         )
+        self.registration = Registration(
+            pool=self.pool, statements=st, worker_id=self.id, queues=cfg.queues,
+            concurrency=cfg.concurrency, beat_interval=cfg.heartbeat_interval,
+        )  # fmt: skip
         self.listener = Listener(
             self.settings,
-            queue_channels=[names.queue_channel(self.settings.schema, q) for q in cfg.queues],
+            queue_channels=[names.queue_channel(self.settings.schema, q) for q in cfg.queues if cfg.listen],
             cancel_channel=names.cancel_channel(self.settings.schema),
             waker=self.waker,
             on_cancel=self._on_cancel,
             reconnect_max_delay=cfg.reconnect_max_delay,
+            on_connect=self.registration.on_listener_connect,
+        )
+        self.maintenance = Maintenance(pool=self.pool, statements=st, registry=registry, config=cfg)
+        self.elector = Elector(
+            self.settings,
+            pool=self.pool,
+            worker_id=self.id,
+            maintenance=self.maintenance,
+            tick=cfg.leader_tick,
         )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -114,14 +129,18 @@ class Worker:
             await self.pool.open(wait=True)
         try:
             async with anyio.create_task_group() as services:
-                if self.config.listen:
-                    await services.start(self.listener.run)
+                # even a poll-only worker keeps the session: it holds the liveness lock and hears cancels
+                await services.start(self.listener.run)
                 services.start_soon(self.completer.run)
                 services.start_soon(self.heartbeat.run, self._on_beat)
+                services.start_soon(self.registration.run)
+                if self.config.leader:
+                    services.start_soon(self.elector.run)
                 log.info("worker %s started on queues %s", self.id, ",".join(self.config.queues))
                 task_status.started()
                 await self._work()
                 await self.completer.flush()
+                await self.registration.unregister()
                 services.cancel_scope.cancel()
         finally:
             if self._own_pool:

@@ -1,0 +1,74 @@
+"""Leader election: a session advisory lock on a connection of the elector's own."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import anyio
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from notifyq import db, names, queries
+from notifyq.leader.service import Maintenance
+from notifyq.settings import Settings
+
+log = logging.getLogger("notifyq.leader")
+
+
+class Elector:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pool: AsyncConnectionPool,
+        worker_id: uuid.UUID,
+        maintenance: Maintenance,
+        tick: float,
+    ) -> None:
+        self.settings = settings
+        self.statements = queries.statements(settings.schema)
+        self.pool = pool
+        self.worker_id = worker_id
+        self.maintenance = maintenance
+        self.tick = tick
+        self.is_leader = False
+        self.terms = 0
+
+    async def run(self) -> None:
+        """Campaign forever; lead while the lock is held; start over when the connection drops."""
+        while True:
+            try:
+                session = await db.session_connection(self.settings, role="leader")
+                async with session:
+                    await self._campaign(session)
+            except psycopg.OperationalError as exc:
+                if self.is_leader:
+                    log.warning("leader %s lost its connection (%s); stepping down", self.worker_id, exc)
+                self.is_leader = False
+                await anyio.sleep(self.tick)
+
+    async def _campaign(self, session: AsyncConnection[Any]) -> None:
+        query = queries.leader_try_lock(self.statements, key=names.leader_lock_key(self.settings.schema))
+        # polled, not awaited: a blocking pg_advisory_lock would hide a dead connection from us
+        while True:
+            if await queries.fetch_one(session, query):
+                await self._lead(session)
+            await anyio.sleep(self.tick)
+
+    async def _lead(self, session: AsyncConnection[Any]) -> None:
+        self.is_leader = True
+        self.terms += 1
+        self.maintenance.start_leading()
+        log.info("worker %s is now the leader", self.worker_id)
+        try:
+            async with self.pool.connection() as conn:
+                await queries.fetch_all(conn, queries.leader_mark(self.statements, worker_id=self.worker_id))
+            while True:
+                await queries.fetch_all(session, queries.session_check())
+                await self.maintenance.run_due(session)
+                await anyio.sleep(self.tick)
+        finally:
+            self.is_leader = False

@@ -1,0 +1,64 @@
+"""Rescue: give the running jobs of dead or silent workers back to the queue."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import anyio
+import msgspec
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from notifyq import queries
+from notifyq.models import Rescued
+
+log = logging.getLogger("notifyq.leader.rescue")
+
+RESCUE_BATCH = 1000
+
+
+class RescueResult(msgspec.Struct, frozen=True, kw_only=True):
+    dead_workers: list[uuid.UUID]
+    rescued: list[Rescued]
+
+
+class Rescuer:
+    def __init__(
+        self, *, pool: AsyncConnectionPool, statements: queries.Statements, grace: float, confirm: float
+    ) -> None:
+        self.pool = pool
+        self.statements = statements
+        self.grace = grace
+        self.confirm = confirm
+        self.leading_since: float | None = None
+        # worker id -> when its lock was first seen free (it is dead once seen free again `confirm` later)
+        self._suspects: dict[uuid.UUID, float] = {}
+
+    def start_leading(self) -> None:
+        self.leading_since = anyio.current_time()
+        self._suspects.clear()
+
+    async def run_once(self, session: AsyncConnection[Any]) -> RescueResult:
+        dead = await self._dead_workers(session)
+        async with self.pool.connection() as conn:
+            rescued = await queries.fetch_all(
+                conn, queries.job_rescue_many(self.statements, dead=dead, limit=RESCUE_BATCH)
+            )
+            if dead:
+                await queries.fetch_all(conn, queries.worker_delete_many(self.statements, worker_ids=dead))
+        for worker_id in dead:
+            self._suspects.pop(worker_id, None)
+        if dead or rescued:
+            log.warning("dead workers %s; rescued %d jobs", [str(d) for d in dead], len(rescued))
+        return RescueResult(dead_workers=dead, rescued=rescued)
+
+    async def _dead_workers(self, session: AsyncConnection[Any]) -> list[uuid.UUID]:
+        now = anyio.current_time()
+        if self.leading_since is None or now - self.leading_since < self.grace:
+            return []
+        probes = await queries.fetch_all(session, queries.worker_probe(self.statements))
+        free = {p.id for p in probes if p.lock_free}
+        self._suspects = {w: self._suspects.get(w, now) for w in free}
+        return [w for w, since in self._suspects.items() if now - since >= self.confirm]
