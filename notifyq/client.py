@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from notifyq import db, queries, tasks
 from notifyq.errors import JobNotFoundError, NotifyqError
-from notifyq.models import CancelResult, Job, JobStatus, NewJob, QueueStats, RetryResult
+from notifyq.models import CancelResult, Job, JobStatus, NewJob, QueueStats, RetryResult, WorkerInfo
 from notifyq.settings import Settings
 from notifyq.tasks import JobSpec, Registry, Task
 
@@ -164,6 +164,11 @@ class Client:
     async def queue_stats(self) -> list[QueueStats]:
         async with self._connection(None) as c:
             return await queries.fetch_all(c, queries.queue_stats(self.statements))
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        """The workers registry: live worker processes, what they serve, which one leads."""
+        async with self._connection(None) as c:
+            return await queries.fetch_all(c, queries.worker_list(self.statements))
 
 
 # -- pure helpers shared with the sync client ------------------------------------------------

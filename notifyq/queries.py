@@ -334,8 +334,8 @@ def worker_list(st: Statements) -> Query[WorkerInfo]:
     return st.query("worker_list", None, _struct_row(WorkerInfo))
 
 
-def worker_probe(st: Statements) -> Query[WorkerProbe]:
-    return st.query("worker_probe", None, _struct_row(WorkerProbe))
+def worker_probe(st: Statements, *, grace: float) -> Query[WorkerProbe]:
+    return st.query("worker_probe", {"grace": grace}, _struct_row(WorkerProbe))
 
 
 def worker_delete_many(st: Statements, *, worker_ids: Sequence[uuid.UUID]) -> Query[Any]:

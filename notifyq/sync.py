@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from notifyq import db, queries, tasks
 from notifyq.client import assign_ids, existing_id, list_limit, missing_keys
 from notifyq.errors import JobNotFoundError, NotifyqError
-from notifyq.models import CancelResult, Job, JobStatus, QueueStats, RetryResult
+from notifyq.models import CancelResult, Job, JobStatus, QueueStats, RetryResult, WorkerInfo
 from notifyq.settings import Settings
 from notifyq.tasks import JobSpec, Registry, Task
 
@@ -148,6 +148,10 @@ class SyncClient:
     def queue_stats(self) -> list[QueueStats]:
         with self._connection(None) as c:
             return queries.fetch_all_sync(c, queries.queue_stats(self.statements))
+
+    def list_workers(self) -> list[WorkerInfo]:
+        with self._connection(None) as c:
+            return queries.fetch_all_sync(c, queries.worker_list(self.statements))
 
 
 _default: SyncClient | None = None

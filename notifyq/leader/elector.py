@@ -36,6 +36,7 @@ class Elector:
         self.tick = tick
         self.is_leader = False
         self.terms = 0
+        self.connection_lost = False
 
     async def run(self) -> None:
         """Campaign forever; lead while the lock is held; start over when the connection drops."""
@@ -48,6 +49,7 @@ class Elector:
                 if self.is_leader:
                     log.warning("leader %s lost its connection (%s); stepping down", self.worker_id, exc)
                 self.is_leader = False
+                self.connection_lost = True
                 await anyio.sleep(self.tick)
 
     async def _campaign(self, session: AsyncConnection[Any]) -> None:
@@ -61,7 +63,7 @@ class Elector:
     async def _lead(self, session: AsyncConnection[Any]) -> None:
         self.is_leader = True
         self.terms += 1
-        self.maintenance.start_leading()
+        self.maintenance.start_leading(after_connection_loss=self.connection_lost)
         log.info("worker %s is now the leader", self.worker_id)
         try:
             async with self.pool.connection() as conn:

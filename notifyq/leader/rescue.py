@@ -32,12 +32,17 @@ class Rescuer:
         self.statements = statements
         self.grace = grace
         self.confirm = confirm
-        self.leading_since: float | None = None
+        # no lock-based rescue before this (anyio clock); None: not leading
+        self.probe_after: float | None = None
         # worker id -> when its lock was first seen free (it is dead once seen free again `confirm` later)
         self._suspects: dict[uuid.UUID, float] = {}
 
-    def start_leading(self) -> None:
-        self.leading_since = anyio.current_time()
+    def start_leading(self, *, after_connection_loss: bool = False) -> None:
+        """A new term. After this leader lost its own connection (a restart or failover may have
+        dropped every worker's lock too) lock-based rescue waits `grace`; after taking over from a
+        dead leader, or at first start, it starts at once (the server's start time covers restarts)."""
+        now = anyio.current_time()
+        self.probe_after = now + self.grace if after_connection_loss else now
         self._suspects.clear()
 
     async def run_once(self, session: AsyncConnection[Any]) -> RescueResult:
@@ -56,9 +61,9 @@ class Rescuer:
 
     async def _dead_workers(self, session: AsyncConnection[Any]) -> list[uuid.UUID]:
         now = anyio.current_time()
-        if self.leading_since is None or now - self.leading_since < self.grace:
+        if self.probe_after is None or now < self.probe_after:
             return []
-        probes = await queries.fetch_all(session, queries.worker_probe(self.statements))
+        probes = await queries.fetch_all(session, queries.worker_probe(self.statements, grace=self.grace))
         free = {p.id for p in probes if p.lock_free}
         self._suspects = {w: self._suspects.get(w, now) for w in free}
         return [w for w, since in self._suspects.items() if now - since >= self.confirm]

@@ -51,8 +51,8 @@ class Maintenance:
         }
         self._next_run: dict[str, float] = {}
 
-    def start_leading(self) -> None:
-        self.rescuer.start_leading()
+    def start_leading(self, *, after_connection_loss: bool) -> None:
+        self.rescuer.start_leading(after_connection_loss=after_connection_loss)
         self._next_run.clear()
 
     async def run_due(self, session: AsyncConnection[Any]) -> None:

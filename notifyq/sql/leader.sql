@@ -25,11 +25,14 @@ ORDER BY started_at;
 
 -- name: worker_probe
 -- Which registered workers have lost their lock: taking it (and letting it go in the same
--- statement) succeeds only if no session holds it, i.e. the worker's connection is gone.
+-- statement) succeeds only if no session holds it, i.e. the worker's connection is gone. Nothing is
+-- probed within `grace` of the server's start: a restart drops every lock at once, and workers
+-- need a moment to reconnect and take theirs again.
 SELECT id,
        CASE WHEN pg_try_advisory_lock(lock_key) THEN pg_advisory_unlock(lock_key) ELSE false END
            AS lock_free
-FROM {schema}.workers;
+FROM {schema}.workers
+WHERE now() - pg_postmaster_start_time() > make_interval(secs => %(grace)s);
 
 -- name: worker_delete_many
 DELETE FROM {schema}.workers WHERE id = ANY(%(ids)s::uuid[]);

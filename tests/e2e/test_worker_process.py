@@ -33,7 +33,8 @@ def _scalar(url: str, query: str) -> int:
 def _listeners(url: str) -> int:
     return _scalar(
         url,
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'notifyq listener'",
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'notifyq listener'",
     )
 
 

@@ -157,7 +157,7 @@ async def test_a_killed_listener_is_replaced_and_jobs_keep_flowing(
         await client.enqueue(mark, {"n": 1})
         await aconn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND application_name = 'notifyq listener' AND pid <> pg_backend_pid()"
+            " WHERE datname = current_database() AND application_name = 'notifyq listener'"
         )
         await wait_until(lambda: worker.listener.connects >= 2, seconds=10)
         await client.enqueue(mark, {"n": 2})
