@@ -15,7 +15,12 @@ from notifyq import __version__
 from notifyq.errors import NotifyqError
 
 # each module has register(subparsers); a command sets `run` (async, returns an exit status)
-COMMANDS = ("notifyq.cli.migrate", "notifyq.cli.enqueue")
+COMMANDS = (
+    "notifyq.cli.migrate",
+    "notifyq.cli.enqueue",
+    "notifyq.cli.jobs",
+    "notifyq.cli.inspect",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

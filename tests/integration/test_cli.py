@@ -40,3 +40,30 @@ def test_an_unreachable_database_is_reported_without_a_traceback(capsys: pytest.
     url = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"
     assert main(["migrate", "--database-url", url]) == 1
     assert "cannot reach PostgreSQL" in capsys.readouterr().err
+
+
+def test_jobs_queues_and_workers_commands(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    db = ["--database-url", database_url]
+    assert main(["enqueue", *db, "--task", "t", "--queue", "mail"]) == 0
+    job_id = capsys.readouterr().out.strip()
+    assert main(["jobs", "list", *db]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:4] == [job_id, "mail", "t", "queued"]
+    assert main(["jobs", "show", job_id, *db, "--json"]) == 0
+    assert '"status":"queued"' in capsys.readouterr().out
+    assert main(["queues", *db]) == 0
+    assert "mail" in capsys.readouterr().out
+    assert main(["jobs", "retry", job_id, *db]) == 1
+    assert "not retried: it is queued" in capsys.readouterr().out
+    assert main(["jobs", "cancel", job_id, *db]) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert main(["jobs", "retry", job_id, *db]) == 0
+    assert main(["jobs", "cancel", "999999", *db]) == 1
+    assert main(["workers", *db, "--json"]) == 0
+    assert capsys.readouterr().out.strip().endswith("[]")
+
+
+def test_cron_lists_schedules_with_their_next_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cron", "tests.e2e.cron_tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "nightly" in out
+    assert "Europe/Paris" in out
