@@ -1,0 +1,75 @@
+"""`python -m bench` (or scripts/bench): every scenario on one PostgreSQL in one run.
+
+It finds PostgreSQL like the tests do (DATABASE_URL, else Docker, else an embedded server) but
+keeps the server's defaults (fsync on). Prints a table, writes JSON and a PNG to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench import backlog, cost, drain, enqueue, latency, report
+from bench.common import fresh_database, log
+from notifyq import devdb
+
+SCENARIOS = ("latency", "drain", "enqueue", "backlog", "cost")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="every scenario small (about a minute)")
+    parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with devdb.postgres() as server:
+        results: dict[str, Any] = {"meta": _meta(server)}
+        log(f"PostgreSQL: {results['meta']['server']}")
+        with fresh_database(server.url, "notifyq_bench") as url:
+            _run(url, set(args.only or SCENARIOS), quick=args.quick, results=results)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report.write_json(results, args.out / f"bench-{stamp}.json")
+    plotted = report.plot(results, args.out / f"latency-{stamp}.png")
+    print(report.render(results))
+    log(f"wrote {args.out}/bench-{stamp}.json" + (f" and latency-{stamp}.png" if plotted else ""))
+
+
+def _run(url: str, chosen: set[str], *, quick: bool, results: dict[str, Any]) -> None:
+    if "latency" in chosen:
+        results["latency"] = latency.run(url, rates=[200, 1000, 3000], seconds=2 if quick else 5)
+    if "drain" in chosen:
+        results["drain"] = drain.run(url, jobs=20_000 if quick else 100_000)
+    if "enqueue" in chosen:
+        results["enqueue"] = enqueue.run(
+            url, seconds=2 if quick else 5, bulk_jobs=50_000 if quick else 200_000, rounds=1 if quick else 3
+        )
+    if "backlog" in chosen:
+        sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
+        results["backlog"] = backlog.run(url, sizes=sizes, cycles=50 if quick else 200)
+    if "cost" in chosen:
+        results["cost"] = cost.run(url, rate=200, seconds=2 if quick else 5)
+
+
+def _meta(server: devdb.DevDatabase) -> dict[str, Any]:
+    with psycopg.connect(server.url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+        settings = dict(conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE name IN"
+            " ('fsync', 'synchronous_commit', 'shared_buffers', 'max_connections', 'wal_level')"
+        ).fetchall())  # fmt: skip
+    return {
+        "server": f"PostgreSQL {version[0] if version else '?'} ({server.source})",
+        "settings": settings,
+        "machine": f"{platform.machine()}, {platform.processor() or '?'}, python {platform.python_version()}",
+        "cpus": __import__("os").cpu_count(),
+    }
+
+
+if __name__ == "__main__":
+    main()

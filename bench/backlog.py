@@ -1,0 +1,55 @@
+"""Scenario 4: the cost of a claim-and-finish cycle as the backlog grows (10k, 100k, 1M queued).
+
+The backlog is made with generate_series (fast) and vacuumed, as autovacuum would in service; the
+bench process then claims 100 jobs and finishes them, many times, through notifyq's own statements.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import psycopg
+
+from bench.common import QUEUE, execute, log, reset
+from notifyq import queries
+from notifyq.models import JobResult, Outcome
+
+BATCH = 100
+CYCLES = 200
+
+
+def fill(url: str, jobs: int) -> None:
+    execute(
+        url,
+        "INSERT INTO notifyq.jobs (queue, task, payload)"
+        f" SELECT '{QUEUE}', 'noop', jsonb_build_object('n', i) FROM generate_series(1, {jobs}) i",
+    )
+    execute(url, "VACUUM ANALYZE notifyq.jobs")
+
+
+def cycle_cost_ms(url: str, cycles: int) -> float:
+    st = queries.statements("notifyq")
+    worker = uuid.uuid4()
+    with psycopg.connect(url, autocommit=True) as conn:
+        start = time.perf_counter()
+        for _ in range(cycles):
+            claimed = queries.fetch_all_sync(
+                conn, queries.job_claim_batch(st, worker=worker, queues=[QUEUE], limit=BATCH, lease=30)
+            )
+            results = [JobResult(job_id=j.id, attempt=j.attempts, outcome=Outcome.SUCCEEDED) for j in claimed]
+            queries.fetch_all_sync(conn, queries.job_finish_many(st, worker=worker, results=results))
+        return (time.perf_counter() - start) / cycles * 1000
+
+
+def run(url: str, *, sizes: list[int], cycles: int = CYCLES) -> list[dict[str, Any]]:
+    results = []
+    for size in sizes:
+        reset(url)
+        log(f"backlog: {size:,} queued jobs, {cycles} claim+finish cycles of {BATCH}")
+        fill(url, size)
+        cost = cycle_cost_ms(url, cycles)
+        results.append({"queued": size, "cycle_ms": cost, "jobs_per_s": BATCH / cost * 1000})
+    reset(url)
+    return results

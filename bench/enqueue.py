@@ -1,0 +1,75 @@
+"""Scenario 3: enqueue throughput, single-job transactions at 1 and 8 producers, with the NOTIFY
+trigger and without it (the ratio is the point: notifying commits serialize on a database-wide
+lock), with workers running; and bulk enqueue_many."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+
+from bench.common import QUEUE, done_count, execute, log, reset, wait, workers
+from notifyq import Client, JobSpec, Settings, SyncClient
+
+BULK_BATCH = 10_000
+
+
+async def single_job_rate(url: str, producers: int, seconds: float) -> tuple[float, int]:
+    settings = Settings(database_url=url, pool_min_size=producers, pool_max_size=producers)
+    count = 0
+    async with Client(settings) as client:
+        deadline = anyio.current_time() + seconds
+
+        async def producer() -> None:
+            nonlocal count
+            while anyio.current_time() < deadline:
+                await client.enqueue("noop", {"sent_at": time.time()}, queue=QUEUE)
+                count += 1
+
+        start = anyio.current_time()
+        async with anyio.create_task_group() as tg:
+            for _ in range(producers):
+                tg.start_soon(producer)
+        elapsed = anyio.current_time() - start
+    return count / elapsed, count
+
+
+def bulk_rate(url: str, jobs: int) -> float:
+    with SyncClient(Settings(database_url=url)) as client:
+        specs = [JobSpec(task="noop", payload={"n": n}, queue=QUEUE) for n in range(BULK_BATCH)]
+        start = time.perf_counter()
+        for _ in range(jobs // BULK_BATCH):
+            client.enqueue_many(specs)
+        return (jobs // BULK_BATCH) * BULK_BATCH / (time.perf_counter() - start)
+
+
+def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, Any]:
+    rates: dict[str, list[float]] = {}
+    with workers(url, 1, "--concurrency", "100"):
+        # interleaved rounds: the machine is shared, so compare figures taken side by side
+        for round_no in range(rounds):
+            for producers in (1, 8):
+                for notify in (True, False):
+                    reset(url)
+                    trigger = "ENABLE" if notify else "DISABLE"
+                    execute(url, f"ALTER TABLE notifyq.jobs {trigger} TRIGGER jobs_notify")
+                    key = f"{producers} producers, {'notify' if notify else 'no notify'}"
+                    log(f"enqueue: {key} (round {round_no + 1}/{rounds})")
+                    rate, count = anyio.run(single_job_rate, url, producers, seconds)
+                    rates.setdefault(key, []).append(rate)
+                    if notify:
+                        wait(lambda c=count: done_count(url) >= c, 120, "the workers to catch up")
+        execute(url, "ALTER TABLE notifyq.jobs ENABLE TRIGGER jobs_notify")
+    reset(url)
+    log(f"enqueue: bulk enqueue_many of {bulk_jobs:,} jobs in batches of {BULK_BATCH:,}")
+    bulk = bulk_rate(url, bulk_jobs)
+    reset(url)
+    best = {k: max(v) for k, v in rates.items()}
+    return {
+        "single_job_rates": rates,
+        "best": best,
+        "notify_ratio_1": best["1 producers, notify"] / best["1 producers, no notify"],
+        "notify_ratio_8": best["8 producers, notify"] / best["8 producers, no notify"],
+        "bulk_jobs_per_s": bulk,
+    }

@@ -1,0 +1,129 @@
+"""The report: a table on stdout, the raw figures as JSON, and a PNG of the latency distributions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(
+        c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
+
+
+def table(title: str, headers: list[str], rows: list[list[str]]) -> str:
+    widths = (
+        [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        if rows
+        else [len(h) for h in headers]
+    )
+    lines = [f"\n{title}", _row(headers, widths), _row(["-" * w for w in widths], widths)]
+    lines += [_row(r, widths) for r in rows]
+    return "\n".join(lines)
+
+
+def render(results: dict[str, Any]) -> str:
+    parts = [f"notifyq bench — {results['meta']['server']}"]
+    if "latency" in results:
+        rows = [
+            [
+                r["mode"],
+                f"{r['rate']:g}",
+                f"{r['achieved_rate']:.0f}",
+                *(f"{r['latency_ms'][k]:.2f}" for k in ("p50", "p90", "p99", "max")),
+                "yes" if r["exactly_once"] else "NO",
+            ]
+            for r in results["latency"]
+        ]
+        parts.append(
+            table(
+                "Latency, enqueue to start (ms)",
+                ["mode", "offered/s", "achieved/s", "p50", "p90", "p99", "max", "exactly once"],
+                rows,
+            )
+        )
+    if "drain" in results:
+        rows = [
+            [
+                str(r["processes"]),
+                f"{r['jobs']:,}",
+                f"{r['seconds']:.2f}",
+                f"{r['jobs_per_s']:,.0f}",
+                "yes" if r["exactly_once"] else "NO",
+            ]
+            for r in results["drain"]
+        ]
+        parts.append(table("Drain", ["processes", "jobs", "seconds", "jobs/s", "exactly once"], rows))
+    if "enqueue" in results:
+        e = results["enqueue"]
+        rows = [[k, f"{v:,.0f}"] for k, v in e["best"].items()]
+        rows += [
+            ["ratio notify/no notify, 1 producer", f"{e['notify_ratio_1']:.2f}"],
+            ["ratio notify/no notify, 8 producers", f"{e['notify_ratio_8']:.2f}"],
+            ["bulk enqueue_many", f"{e['bulk_jobs_per_s']:,.0f}"],
+        ]
+        parts.append(table("Enqueue (jobs/s, best of interleaved rounds)", ["case", "value"], rows))
+    if "backlog" in results:
+        base = results["backlog"][0]["cycle_ms"]
+        rows = [
+            [
+                f"{r['queued']:,}",
+                f"{r['cycle_ms']:.2f}",
+                f"{r['jobs_per_s']:,.0f}",
+                f"{r['cycle_ms'] / base:.2f}x",
+            ]
+            for r in results["backlog"]
+        ]
+        parts.append(
+            table("Backlog: claim 100 + finish 100", ["queued", "ms/cycle", "jobs/s", "vs smallest"], rows)
+        )
+    if "cost" in results:
+        c = results["cost"]
+        rows = [
+            [k, f"{c[k]:.2f}"] for k in ("transactions_per_job", "wal_bytes_per_job", "notifications_per_job")
+        ]
+        rows.append(["exactly once", "yes" if c["exactly_once"] else "NO"])
+        parts.append(
+            table(f"Cost per job ({c['jobs']} jobs, one per transaction)", ["measure", "value"], rows)
+        )
+    return "\n".join(parts) + "\n"
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    slim = {
+        **results,
+        "latency": [{k: v for k, v in r.items() if k != "samples_ms"} for r in results.get("latency", [])],
+    }
+    path.write_text(json.dumps(slim, indent=2, default=str))
+
+
+def plot(results: dict[str, Any], path: Path) -> bool:
+    """Latency CDFs per mode, one panel per offered rate; False when there is nothing to plot."""
+    latency = results.get("latency", [])
+    if not latency:
+        return False
+    import matplotlib  # noqa: PLC0415 - only the plot needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    rates = sorted({r["rate"] for r in latency})
+    fig, axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 4), squeeze=False)
+    for ax, rate in zip(axes[0], rates, strict=True):
+        for r in (r for r in latency if r["rate"] == rate):
+            values = r["samples_ms"]
+            ys = [(i + 1) / len(values) for i in range(len(values))]
+            ax.plot(values, ys, label=f"{r['mode']} (p50 {r['latency_ms']['p50']:.1f} ms)")
+        ax.set_xscale("log")
+        ax.set_xlabel("enqueue to start (ms, log scale)")
+        ax.set_ylabel("fraction of jobs")
+        ax.set_title(f"{rate:g} jobs/s offered")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("notifyq: LISTEN/NOTIFY against polling")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
