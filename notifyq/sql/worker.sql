@@ -3,15 +3,24 @@
 -- lease cannot finish a job that was rescued and claimed again.
 
 -- name: job_claim_batch
+-- One index-ordered scan per queue (a LATERAL per queue: `queue = ANY(...)` would make Postgres sort
+-- every queued row of those queues before the LIMIT), then the best `limit` across queues.
 -- MATERIALIZED keeps the planner from joining the locked subquery into the UPDATE and locking more
--- rows than the LIMIT.
+-- rows than it claims. With several queues up to limit x queues rows are locked for the instant of
+-- this statement; only `limit` are claimed, and the rest are free again when it commits.
 WITH picked AS MATERIALIZED (
-    SELECT id
-    FROM {schema}.jobs
-    WHERE status = 'queued' AND queue = ANY(%(queues)s::text[]) AND run_at <= now()
-    ORDER BY priority DESC, run_at, id
+    SELECT c.id
+    FROM unnest(%(queues)s::text[]) AS q (name)
+    CROSS JOIN LATERAL (
+        SELECT id, priority, run_at
+        FROM {schema}.jobs
+        WHERE status = 'queued' AND queue = q.name AND run_at <= now()
+        ORDER BY priority DESC, run_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) c
+    ORDER BY c.priority DESC, c.run_at, c.id
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.jobs j
 SET status = 'running',
