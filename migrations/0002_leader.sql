@@ -15,9 +15,6 @@ CREATE TABLE {schema}.workers (
     leader_since timestamptz
 );
 
--- Rescue finds the running jobs of a dead worker by holder.
-CREATE INDEX jobs_lease_holder_idx ON {schema}.jobs (lease_holder) WHERE status = 'running';
-
 -- The last slot enqueued per periodic task: catch-up after downtime starts from here. Exactly-once
 -- per slot does not rest on this table but on the jobs' unique idempotency key per task and slot.
 CREATE TABLE {schema}.cron_state (

@@ -53,7 +53,10 @@ class Query(Generic[R]):
     sql: bytes
     params: Mapping[str, Any] | None
     row: BaseRowFactory[R]
-    # None: psycopg's prepare_threshold decides; False for multi-statement DDL
+    # None: psycopg's prepare_threshold decides. False for multi-statement DDL, and for statements
+    # joining unnest() of array parameters: a prepared statement's generic plan cannot see the
+    # arrays' lengths and may nest-loop two "small" inputs that are really thousands of rows each
+    # (a 13,500-outcome finish took seconds that way); a custom plan sees them and hashes.
     prepare: bool | None = None
 
 
@@ -86,8 +89,15 @@ class Statements:
         self.schema = names.schema_name(schema)
         self._sql = {name: render(text, schema) for name, text in statement_texts().items()}
 
-    def query(self, name: str, params: Mapping[str, Any] | None, row: BaseRowFactory[R]) -> Query[R]:
-        return Query(name=name, sql=self._sql[name], params=params, row=row)
+    def query(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None,
+        row: BaseRowFactory[R],
+        *,
+        prepare: bool | None = None,
+    ) -> Query[R]:
+        return Query(name=name, sql=self._sql[name], params=params, row=row, prepare=prepare)
 
 
 @functools.cache
@@ -166,7 +176,7 @@ def job_insert_many(st: Statements, *, jobs: Sequence[NewJob]) -> Query[tuple[in
         "delays": [j.delay for j in jobs],
         "keys": [j.idempotency_key for j in jobs],
     }
-    return st.query("job_insert_many", params, args_row(_pair_row))
+    return st.query("job_insert_many", params, args_row(_pair_row), prepare=False)
 
 
 def job_ids_by_idempotency_key(st: Statements, *, keys: Sequence[str]) -> Query[tuple[int, str | None]]:
@@ -235,7 +245,7 @@ def job_finish_many(st: Statements, *, worker: uuid.UUID, results: Sequence[JobR
         "errors": [r.error for r in results],
         "retry_in": [r.retry_in for r in results],
     }
-    return st.query("job_finish_many", params, _id_row)
+    return st.query("job_finish_many", params, _id_row, prepare=False)
 
 
 def lease_extend_many(
@@ -251,7 +261,7 @@ def lease_extend_many(
     def build(id: int, cancel_requested: bool) -> LeaseState:
         return LeaseState(job_id=id, cancel_requested=cancel_requested)
 
-    return st.query("lease_extend_many", params, args_row(build))
+    return st.query("lease_extend_many", params, args_row(build), prepare=False)
 
 
 # -- migrations --------------------------------------------------------------------------------
