@@ -112,6 +112,10 @@ class Client:
         if not jobs:
             return []
         async with self._connection(conn) as c:
+            if queries.copyable(jobs):
+                ids = await queries.fetch_all(c, queries.job_ids_reserve(self.statements, count=len(jobs)))
+                await queries.copy_rows(c, self.statements, "job_copy", queries.job_copy_rows(jobs, ids))
+                return ids
             inserted = await queries.fetch_all(c, queries.job_insert_many(self.statements, jobs=jobs))
             missing = missing_keys(jobs, inserted)
             existing = []

@@ -89,6 +89,9 @@ class Statements:
         self.schema = names.schema_name(schema)
         self._sql = {name: render(text, schema) for name, text in statement_texts().items()}
 
+    def sql(self, name: str) -> bytes:
+        return self._sql[name]
+
     def query(
         self,
         name: str,
@@ -166,7 +169,7 @@ def job_insert(st: Statements, *, job: NewJob) -> Query[int]:
 
 
 def job_insert_many(st: Statements, *, jobs: Sequence[NewJob]) -> Query[tuple[int, str | None]]:
-    params = {
+    params: dict[str, Any] = {
         "queues": [j.queue for j in jobs],
         "tasks": [j.task for j in jobs],
         "payloads": [j.payload for j in jobs],
@@ -176,7 +179,41 @@ def job_insert_many(st: Statements, *, jobs: Sequence[NewJob]) -> Query[tuple[in
         "delays": [j.delay for j in jobs],
         "keys": [j.idempotency_key for j in jobs],
     }
-    return st.query("job_insert_many", params, args_row(_pair_row), prepare=False)
+    keyed = any(j.idempotency_key is not None for j in jobs)
+    name = "job_insert_many" if keyed else "job_insert_many_unkeyed"
+    if not keyed:
+        del params["keys"]
+    return st.query(name, params, args_row(_pair_row), prepare=False)
+
+
+def job_ids_reserve(st: Statements, *, count: int) -> Query[int]:
+    return st.query("job_ids_reserve", {"count": count}, _id_row)
+
+
+def copyable(jobs: Sequence[NewJob]) -> bool:
+    """Jobs the COPY path can take: due now, no idempotency key (the common bulk case)."""
+    return all(j.idempotency_key is None and j.run_at is None and not j.delay for j in jobs)
+
+
+def job_copy_rows(jobs: Sequence[NewJob], ids: Sequence[int]) -> list[tuple[Any, ...]]:
+    return [
+        (i, j.queue, j.task, j.payload, j.priority, j.max_attempts) for i, j in zip(ids, jobs, strict=True)
+    ]
+
+
+async def copy_rows(
+    conn: AsyncConnection[Any], st: Statements, name: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """COPY `rows` in with the named COPY statement."""
+    async with conn.cursor() as cur, cur.copy(st.sql(name)) as copy:
+        for row in rows:
+            await copy.write_row(row)
+
+
+def copy_rows_sync(conn: Connection[Any], st: Statements, name: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    with conn.cursor() as cur, cur.copy(st.sql(name)) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def job_ids_by_idempotency_key(st: Statements, *, keys: Sequence[str]) -> Query[tuple[int, str | None]]:

@@ -101,6 +101,10 @@ class SyncClient:
         if not jobs:
             return []
         with self._connection(conn) as c:
+            if queries.copyable(jobs):
+                ids = queries.fetch_all_sync(c, queries.job_ids_reserve(self.statements, count=len(jobs)))
+                queries.copy_rows_sync(c, self.statements, "job_copy", queries.job_copy_rows(jobs, ids))
+                return ids
             inserted = queries.fetch_all_sync(c, queries.job_insert_many(self.statements, jobs=jobs))
             missing = missing_keys(jobs, inserted)
             existing = []

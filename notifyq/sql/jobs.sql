@@ -25,6 +25,27 @@ ORDER BY ord
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id, idempotency_key;
 
+-- name: job_insert_many_unkeyed
+-- The common bulk case, no idempotency keys: a plain INSERT, without ON CONFLICT's speculative
+-- insertion (which costs about as much again per row). Ids come back in input order.
+INSERT INTO {schema}.jobs (queue, task, payload, priority, max_attempts, run_at)
+SELECT q, t, p::jsonb, pr, ma, coalesce(ra, now() + make_interval(secs => coalesce(d, 0)))
+FROM unnest(
+    %(queues)s::text[], %(tasks)s::text[], %(payloads)s::text[], %(priorities)s::int2[],
+    %(max_attempts)s::int4[], %(run_ats)s::timestamptz[], %(delays)s::float8[]
+) AS u (q, t, p, pr, ma, ra, d)
+RETURNING id, NULL::text AS idempotency_key;
+
+-- name: job_ids_reserve
+-- Ids for a bulk COPY, taken from the table's own sequence (so plain inserts never collide).
+SELECT nextval(pg_get_serial_sequence({schema_literal} || '.jobs', 'id'))
+FROM generate_series(1, %(count)s);
+
+-- name: job_copy
+-- The fastest bulk path, for jobs due now without idempotency keys: rows stream in with reserved
+-- ids; run_at and the rest take their defaults. The statement trigger notifies as for INSERT.
+COPY {schema}.jobs (id, queue, task, payload, priority, max_attempts) FROM STDIN;
+
 -- name: job_ids_by_idempotency_key
 SELECT id, idempotency_key FROM {schema}.jobs WHERE idempotency_key = ANY(%(keys)s::text[]);
 
