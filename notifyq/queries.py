@@ -285,6 +285,10 @@ def job_finish_many(st: Statements, *, worker: uuid.UUID, results: Sequence[JobR
     return st.query("job_finish_many", params, _id_row, prepare=False)
 
 
+def queue_wait(st: Statements, *, worker: uuid.UUID, queues: Sequence[str]) -> Query[Any]:
+    return st.query("queue_wait", {"worker": worker, "queues": list(queues)}, scalar_row)
+
+
 def lease_extend_many(
     st: Statements, *, worker: uuid.UUID, held: Sequence[tuple[int, int]], lease: float
 ) -> Query[LeaseState]:

@@ -50,3 +50,18 @@ async def job_status(conn: psycopg.AsyncConnection[Any], job_id: int) -> str | N
 async def status_counts(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
     cur = await conn.execute("SELECT status::text, count(*) FROM notifyq.jobs GROUP BY 1")
     return {str(s): int(n) for s, n in await cur.fetchall()}
+
+
+async def add_waiter(conn: psycopg.AsyncConnection[Any], *queues: str) -> None:
+    """Publish demand on `queues` as an idle worker would, so inserts notify them."""
+    worker_id = "00000000-0000-0000-0000-00000000000a"
+    await conn.execute(
+        "INSERT INTO notifyq.workers (id, host, pid, queues, concurrency, lock_key)"
+        " VALUES (%s, 'test', 0, %s, 1, 0) ON CONFLICT DO NOTHING",
+        (worker_id, list(queues)),
+    )
+    await conn.execute(
+        "INSERT INTO notifyq.queue_waiters (queue, worker_id) SELECT unnest(%s::text[]), %s"
+        " ON CONFLICT DO NOTHING",
+        (list(queues), worker_id),
+    )

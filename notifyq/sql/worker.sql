@@ -76,3 +76,10 @@ FROM unnest(%(ids)s::bigint[], %(attempts)s::int4[]) AS h (id, attempt)
 WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running'
   AND j.lease_holder = %(worker)s
 RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested;
+
+-- name: queue_wait
+-- This worker found its queues empty and is about to sleep: producers notify while this row exists
+-- (migrations/0004_notify_demand.sql). The claimer claims once more after this commits.
+INSERT INTO {schema}.queue_waiters (queue, worker_id)
+SELECT unnest(%(queues)s::text[]), %(worker)s
+ON CONFLICT (queue, worker_id) DO NOTHING;

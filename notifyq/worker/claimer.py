@@ -1,8 +1,14 @@
 """The claimer: claims as many jobs as there are free slots, in one statement, and hands them on.
 
 Loop: wait for a free slot; clear the woken flag (before claiming, so a notification arriving
-during the claim wakes the next round); claim; start the jobs. A full batch means more may be
-waiting, so it claims again without sleeping; otherwise it sleeps on the waker.
+during the claim wakes the next round); claim; start the jobs. While claims return jobs it claims
+again without sleeping: a busy worker needs no notifications, so producers need not send them.
+When a claim comes back empty it publishes its demand (queue_waiters: producers notify only while a
+worker waits), claims once more to catch a job inserted while it published, and only then sleeps.
+
+A job committed by a producer that checked for waiters before this worker published, and became
+visible only after its confirming claim, is found by the next notification on the queue or by the
+poll: `poll_interval` (5 s by default) bounds that rare miss.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ class Claimer:
         poll_interval: float,
         executor: Executor,
         waker: Waker,
+        publish_demand: bool = True,
     ) -> None:
         self.pool = pool
         self.statements = statements
@@ -49,6 +56,8 @@ class Claimer:
         self.waker = waker
         self.claims = 0
         self.claimed = 0
+        # only a listening worker publishes demand; a poll-only one asks for no notifications
+        self.publish_demand = publish_demand
 
     async def run_once(self, limit: int) -> list[ClaimedJob]:
         query = queries.job_claim_batch(
@@ -78,8 +87,18 @@ class Claimer:
                 await self.waker.wait(error_delay)
                 continue
             error_delay = 0.05
-            if len(jobs) < free:
-                await self.waker.wait(self.poll_interval)
+            if jobs or not await self._confirm_empty(jobs_tg):
+                continue
+            await self.waker.wait(self.poll_interval)
+
+    async def _confirm_empty(self, jobs_tg: TaskGroup) -> bool:
+        """Publish demand, then claim once more; True if the queues are still empty."""
+        if not self.publish_demand:
+            return True
+        query = queries.queue_wait(self.statements, worker=self.worker_id, queues=self.queues)
+        async with self.pool.connection() as conn:
+            await queries.fetch_all(conn, query)
+        return not await self._claim_and_start(jobs_tg, self.executor.free)
 
     async def _claim_and_start(self, jobs_tg: TaskGroup, free: int) -> list[ClaimedJob]:
         # shielded: a claim the database committed must reach the executor, or its jobs would sit

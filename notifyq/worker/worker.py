@@ -93,6 +93,7 @@ class Worker:
         self.claimer = Claimer(
             pool=self.pool, statements=st, worker_id=self.id, queues=cfg.queues, lease=cfg.lease,
             poll_interval=cfg.poll_interval, executor=self.executor, waker=self.waker,
+            publish_demand=cfg.listen,
         )  # fmt: skip
         self.heartbeat = Heartbeat(
             pool=self.pool,

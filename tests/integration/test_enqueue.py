@@ -11,7 +11,7 @@ import pytest
 
 from notifyq import Client, JobSpec, JobStatus, Registry, Settings, SyncClient
 from notifyq.errors import InvalidNameError, NotifyqError, PayloadError
-from tests.helpers import status_counts
+from tests.helpers import add_waiter, status_counts
 
 pytestmark = pytest.mark.anyio
 
@@ -98,6 +98,8 @@ async def test_a_rolled_back_transaction_leaves_no_job_and_no_wakeup(
 ) -> None:
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
         await listener.execute('LISTEN "notifyq:default"')
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as setup:
+            await add_waiter(setup, "default")
         async with await psycopg.AsyncConnection.connect(database_url) as conn:
             await client.enqueue("t", None, conn=conn)
             await conn.rollback()

@@ -7,24 +7,57 @@ import psycopg
 import pytest
 
 from notifyq import Registry, Settings
-from tests.helpers import job_status, running_worker, wait_until
+from tests.helpers import add_waiter, job_status, running_worker, wait_until
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_one_notification_per_queue_per_statement(
+async def test_one_notification_per_waiting_queue_per_statement(
     database_url: str, aconn: psycopg.AsyncConnection
 ) -> None:
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
         await listener.execute('LISTEN "notifyq:a"')
         await listener.execute('LISTEN "notifyq:b"')
+        await add_waiter(aconn, "a", "b")
         await aconn.execute(
             "INSERT INTO notifyq.jobs (task, queue)"
             " SELECT 't', CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END FROM generate_series(1, 100) i"
         )
+        await add_waiter(aconn, "a")
         await aconn.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
         got = [(n.channel, n.payload) async for n in listener.notifies(timeout=0.5)]
     assert sorted(got) == [("notifyq:a", ""), ("notifyq:a", ""), ("notifyq:b", "")]
+
+
+async def test_no_notification_while_no_worker_waits_and_the_woken_waiters_are_cleared(
+    database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
+        await listener.execute('LISTEN "notifyq:a"')
+        await aconn.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
+        await add_waiter(aconn, "a")
+        await aconn.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
+        await aconn.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
+        got = [n.channel async for n in listener.notifies(timeout=0.5)]
+    assert got == ["notifyq:a"]
+    cur = await aconn.execute("SELECT count(*) FROM notifyq.queue_waiters")
+    assert await cur.fetchone() == (0,)
+
+
+async def test_an_idle_worker_publishes_demand_and_withdraws_it_on_stop(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    async def waiting() -> list[tuple[str, object]]:
+        cur = await aconn.execute("SELECT queue, worker_id FROM notifyq.queue_waiters ORDER BY queue")
+        return [(str(q), w) for q, w in await cur.fetchall()]
+
+    async with running_worker(settings, registry, queues=("a", "b"), poll_interval=60) as worker:
+
+        async def published() -> bool:
+            return await waiting() == [("a", worker.id), ("b", worker.id)]
+
+        await wait_until(published)
+    assert await waiting() == []
 
 
 async def test_a_scheduled_insert_carries_the_delay_until_due(
