@@ -58,8 +58,8 @@ def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, A
                     log(f"enqueue: {key} (round {round_no + 1}/{rounds})")
                     rate, count = anyio.run(single_job_rate, url, producers, seconds)
                     rates.setdefault(key, []).append(rate)
-                    if notify:
-                        wait(lambda c=count: done_count(url) >= c, 120, "the workers to catch up")
+                    # let the worker finish (by notification, or at its next poll) before the reset
+                    wait(lambda c=count: done_count(url) >= c, 120, "the workers to catch up")
         execute(url, "ALTER TABLE notifyq.jobs ENABLE TRIGGER jobs_notify")
     reset(url)
     log(f"enqueue: bulk enqueue_many of {bulk_jobs:,} jobs in batches of {BULK_BATCH:,}")

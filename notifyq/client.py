@@ -169,6 +169,12 @@ class Client:
         async with self._connection(None) as c:
             return await queries.fetch_all(c, queries.queue_stats(self.statements))
 
+    async def notification_queue_usage(self) -> float:
+        """pg_notification_queue_usage(): near 1, notifying commits (every enqueue) start failing."""
+        async with self._connection(None) as c:
+            usage = await queries.fetch_one(c, queries.notification_queue_usage(self.statements))
+        return float(usage or 0.0)
+
     async def list_workers(self) -> list[WorkerInfo]:
         """The workers registry: live worker processes, what they serve, which one leads."""
         async with self._connection(None) as c:

@@ -103,12 +103,13 @@ class Task:
         except (msgspec.DecodeError, RecursionError) as exc:
             raise PayloadError(self.name, f"does not match {_type_name(self.payload_type)}: {exc}") from None
 
-    def arguments(self, payload: Any, context: JobContext) -> dict[str, Any]:
+    def arguments(self, payload: Any, context: Callable[[], JobContext]) -> dict[str, Any]:
+        """Keyword arguments for the handler; the context is built only if the handler takes it."""
         kwargs: dict[str, Any] = {}
         if self.payload_param is not None:
             kwargs[self.payload_param] = payload
         if self.context_param is not None:
-            kwargs[self.context_param] = context
+            kwargs[self.context_param] = context()
         return kwargs
 
     def retry_delay(self, attempt: int, draw: float) -> float:

@@ -28,8 +28,9 @@ def register(subparsers: Any) -> None:
 async def run_queues(args: argparse.Namespace) -> int:
     async with Client(settings_from(args)) as client:
         stats = await client.queue_stats()
+        usage = await client.notification_queue_usage()
     if args.json:
-        print_json(stats)
+        print_json({"queues": stats, "notification_queue_usage": usage})
         return 0
     headers = ["QUEUE", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "OLDEST DUE", "DONE/MIN"]
     rows = [
@@ -46,6 +47,7 @@ async def run_queues(args: argparse.Namespace) -> int:
         for s in stats
     ]
     print_table(headers, rows)
+    print(f"\nnotification queue: {usage:.1%} used")  # noqa: T201 - CLI output
     return 0
 
 

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import anyio
 import psycopg
-from anyio.abc import TaskGroup
 from psycopg_pool import AsyncConnectionPool
 
 from notifyq import queries
@@ -73,38 +72,38 @@ class Claimer:
         self.claimed += len(jobs)
         return jobs
 
-    async def run(self, jobs_tg: TaskGroup) -> None:
+    async def run(self) -> None:
         """Claim until cancelled (the worker cancels it to stop claiming)."""
         error_delay = 0.05
         while True:
             free = await self.executor.wait_for_capacity()
             self.waker.clear()
             try:
-                jobs = await self._claim_and_start(jobs_tg, free)
+                jobs = await self._claim_and_start(free)
             except psycopg.Error as exc:
                 error_delay = min(error_delay * 2, MAX_ERROR_DELAY)
                 log.warning("claim failed (%s); retrying in %.2fs", exc, error_delay)
                 await self.waker.wait(error_delay)
                 continue
             error_delay = 0.05
-            if jobs or not await self._confirm_empty(jobs_tg):
+            if jobs or not await self._confirm_empty():
                 continue
             await self.waker.wait(self.poll_interval)
 
-    async def _confirm_empty(self, jobs_tg: TaskGroup) -> bool:
+    async def _confirm_empty(self) -> bool:
         """Publish demand, then claim once more; True if the queues are still empty."""
         if not self.publish_demand:
             return True
         query = queries.queue_wait(self.statements, worker=self.worker_id, queues=self.queues)
         async with self.pool.connection() as conn:
             await queries.fetch_all(conn, query)
-        return not await self._claim_and_start(jobs_tg, self.executor.free)
+        return not await self._claim_and_start(self.executor.free)
 
-    async def _claim_and_start(self, jobs_tg: TaskGroup, free: int) -> list[ClaimedJob]:
+    async def _claim_and_start(self, free: int) -> list[ClaimedJob]:
         # shielded: a claim the database committed must reach the executor, or its jobs would sit
         # leased to us, unrun, until the lease expired
         with anyio.CancelScope(shield=True):
             jobs = await self.run_once(free)
             for job in jobs:
-                self.executor.start(jobs_tg, job)
+                self.executor.start(job)
         return jobs

@@ -25,7 +25,8 @@ from functools import partial
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from notifyq.backoff import DEFAULT_POLICY
 from notifyq.errors import Cancel, Fail, PayloadError, Retry
@@ -71,6 +72,25 @@ class Executor:
         self.running: dict[int, Running] = {}
         self._threads = anyio.CapacityLimiter(concurrency)
         self._changed = anyio.Event()
+        self._send: MemoryObjectSendStream[Running] | None = None
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Host `concurrency` long-lived runners until cancelled; each takes one job at a time.
+
+        Claimed jobs wait for a runner in a memory stream: cheaper than a task per job (anyio's
+        task and cancel-scope creation dominated the worker's CPU profile).
+        """
+        send, receive = anyio.create_memory_object_stream[Running](max_buffer_size=self.concurrency)
+        async with send, receive, anyio.create_task_group() as runners:
+            for _ in range(self.concurrency):
+                runners.start_soon(self._runner, receive.clone())
+            self._send = send
+            task_status.started()
+
+    async def _runner(self, jobs: MemoryObjectReceiveStream[Running]) -> None:
+        async with jobs:
+            async for running in jobs:
+                await self._run(running)
 
     @property
     def free(self) -> int:
@@ -91,10 +111,13 @@ class Executor:
             self._changed = anyio.Event()
             await self._changed.wait()
 
-    def start(self, tg: TaskGroup, job: ClaimedJob) -> None:
+    def start(self, job: ClaimedJob) -> None:
+        """Hand a claimed job to a runner (the claimer only claims as many as there are free runners)."""
+        if self._send is None:
+            raise RuntimeError("Executor.start before Executor.run")
         running = Running(job)
         self.running[job.id] = running
-        tg.start_soon(self._run, running, name=f"notifyq job {job.id}")
+        self._send.send_nowait(running)
 
     def stop(self, job_id: int, reason: StopReason) -> bool:
         running = self.running.get(job_id)
@@ -135,7 +158,7 @@ class Executor:
         return await self._call(job, task, payload)
 
     async def _call(self, job: ClaimedJob, task: Task, payload: Any) -> JobResult:
-        kwargs = task.arguments(payload, _context(job))
+        kwargs = task.arguments(payload, partial(_context, job))
         try:
             with _timeout(task.timeout):
                 if task.is_async:

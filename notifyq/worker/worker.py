@@ -150,9 +150,11 @@ class Worker:
 
     async def _work(self) -> None:
         async with anyio.create_task_group() as jobs:
+            await jobs.start(self.executor.run)
             with self._claim_scope:
-                await self.claimer.run(jobs)
+                await self.claimer.run()
             await self._drain()
+            jobs.cancel_scope.cancel()
 
     async def _drain(self) -> None:
         running = len(self.executor.running)
@@ -161,6 +163,8 @@ class Worker:
         with anyio.move_on_after(self.config.shutdown_timeout):
             await _first_of(self.executor.wait_idle(), self._hurry.wait())
         self.executor.stop_all(StopReason.SHUTDOWN)
+        # the stopped jobs report their release as their scopes unwind
+        await self.executor.wait_idle()
 
     def stop(self, *, now: bool = False) -> None:
         """Stop claiming and shut down; `now` cancels running jobs at once (their leases go back)."""

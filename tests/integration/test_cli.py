@@ -51,7 +51,9 @@ def test_jobs_queues_and_workers_commands(database_url: str, capsys: pytest.Capt
     assert main(["jobs", "show", job_id, *db, "--json"]) == 0
     assert '"status":"queued"' in capsys.readouterr().out
     assert main(["queues", *db]) == 0
-    assert "mail" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mail" in out
+    assert "notification queue: 0.0% used" in out
     assert main(["jobs", "retry", job_id, *db]) == 1
     assert "not retried: it is queued" in capsys.readouterr().out
     assert main(["jobs", "cancel", job_id, *db]) == 0

@@ -37,7 +37,7 @@ def test_payload_type_comes_from_the_first_parameter_and_context_is_injected() -
     ctx = JobContext(
         job_id=1, task="send", queue="mail", attempt=1, max_attempts=3, created_at=datetime.now(UTC)
     )
-    assert send.arguments(Email(to="a"), ctx) == {"email": Email(to="a"), "ctx": ctx}
+    assert send.arguments(Email(to="a"), lambda: ctx) == {"email": Email(to="a"), "ctx": ctx}
 
 
 def test_struct_dataclass_and_dict_payloads_round_trip() -> None:
