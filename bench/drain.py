@@ -14,7 +14,7 @@ import psycopg
 from bench.common import QUEUE, done_count, exactly_once, log, reset, wait, workers
 from notifyq import JobSpec, Settings, SyncClient
 
-CONCURRENCY = "200"
+CONCURRENCY = "500"
 CHUNK = 10_000
 
 
