@@ -48,6 +48,23 @@ def _configure_sync(conn: Connection[Any]) -> None:
     use_orjson(conn)
 
 
+def _pool_options(settings: Settings, name: str) -> dict[str, Any]:
+    """What the async and the sync pool share: size, autocommit sessions, naming."""
+    return {
+        "conninfo": settings.database_url,
+        "min_size": settings.pool_min_size,
+        "max_size": settings.pool_max_size,
+        "kwargs": {
+            "autocommit": True,
+            "prepare_threshold": _prepare_threshold(settings),
+            "application_name": "notifyq",
+        },
+        "open": False,
+        "name": name,
+        "timeout": POOL_OPEN_TIMEOUT,
+    }
+
+
 def async_pool(settings: Settings, *, name: str = "notifyq", check: bool = True) -> AsyncConnectionPool:
     """An unopened pool; open it with `await pool.open(wait=True)` or `async with`.
 
@@ -55,38 +72,13 @@ def async_pool(settings: Settings, *, name: str = "notifyq", check: bool = True)
     while idle is replaced instead of failing the caller. Clients want that; the worker, whose
     every part retries on errors, skips it on its hot path.
     """
-    return AsyncConnectionPool(
-        settings.database_url,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
-        kwargs={
-            "autocommit": True,
-            "prepare_threshold": _prepare_threshold(settings),
-            "application_name": "notifyq",
-        },
-        configure=_configure_async,
-        check=AsyncConnectionPool.check_connection if check else None,
-        open=False,
-        name=name,
-        timeout=POOL_OPEN_TIMEOUT,
-    )
+    check_fn = AsyncConnectionPool.check_connection if check else None
+    return AsyncConnectionPool(**_pool_options(settings, name), configure=_configure_async, check=check_fn)
 
 
 def sync_pool(settings: Settings, *, name: str = "notifyq-sync") -> ConnectionPool:
     return ConnectionPool(
-        settings.database_url,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
-        kwargs={
-            "autocommit": True,
-            "prepare_threshold": _prepare_threshold(settings),
-            "application_name": "notifyq",
-        },
-        configure=_configure_sync,
-        check=ConnectionPool.check_connection,
-        open=False,
-        name=name,
-        timeout=POOL_OPEN_TIMEOUT,
+        **_pool_options(settings, name), configure=_configure_sync, check=ConnectionPool.check_connection
     )
 
 

@@ -62,6 +62,6 @@ async def add_waiter(conn: psycopg.AsyncConnection[Any], *queues: str) -> None:
     )
     await conn.execute(
         "INSERT INTO notifyq.queue_waiters (queue, worker_id) SELECT unnest(%s::text[]), %s"
-        " ON CONFLICT DO NOTHING",
+        " ON CONFLICT (queue, worker_id) DO UPDATE SET woken_at = NULL",
         (list(queues), worker_id),
     )

@@ -78,8 +78,9 @@ WHERE j.id = h.id AND j.attempts = h.attempt AND j.status = 'running'
 RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested;
 
 -- name: queue_wait
--- This worker found its queues empty and is about to sleep: producers notify while this row exists
+-- This worker found its queues empty and is about to sleep: (re)arm its rows so producers notify
 -- (migrations/0004_notify_demand.sql). The claimer claims once more after this commits.
 INSERT INTO {schema}.queue_waiters (queue, worker_id)
 SELECT unnest(%(queues)s::text[]), %(worker)s
-ON CONFLICT (queue, worker_id) DO NOTHING;
+ON CONFLICT (queue, worker_id) DO UPDATE SET woken_at = NULL, since = now()
+WHERE {schema}.queue_waiters.woken_at IS NOT NULL;

@@ -29,19 +29,22 @@ async def test_one_notification_per_waiting_queue_per_statement(
     assert sorted(got) == [("notifyq:a", ""), ("notifyq:a", ""), ("notifyq:b", "")]
 
 
-async def test_no_notification_while_no_worker_waits_and_the_woken_waiters_are_cleared(
+async def test_no_notification_while_no_worker_waits_or_after_the_wake_grace(
     database_url: str, aconn: psycopg.AsyncConnection
 ) -> None:
+    insert = "INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')"
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
         await listener.execute('LISTEN "notifyq:a"')
-        await aconn.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
+        await aconn.execute(insert)
         await add_waiter(aconn, "a")
-        await aconn.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
-        await aconn.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
+        await aconn.execute(insert)
+        cur = await aconn.execute("SELECT woken_at IS NOT NULL FROM notifyq.queue_waiters")
+        assert await cur.fetchone() == (True,)
+        # a worker woken long ago and not re-armed is busy: no more notifications
+        await aconn.execute("UPDATE notifyq.queue_waiters SET woken_at = now() - interval '1 minute'")
+        await aconn.execute(insert)
         got = [n.channel async for n in listener.notifies(timeout=0.5)]
     assert got == ["notifyq:a"]
-    cur = await aconn.execute("SELECT count(*) FROM notifyq.queue_waiters")
-    assert await cur.fetchone() == (0,)
 
 
 async def test_an_idle_worker_publishes_demand_and_withdraws_it_on_stop(
