@@ -1,0 +1,51 @@
+"""The bench's report renders every scenario's table, writes JSON and draws the latency PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import report
+from bench.common import percentiles
+
+RESULTS = {
+    "meta": {"server": "PostgreSQL 16 (test)"},
+    "latency": [
+        {"mode": m, "rate": 200, "achieved_rate": 199.0, "jobs": 3, "exactly_once": True,
+         "latency_ms": percentiles([1.0, 2.0, 3.0]), "samples_ms": [1.0, 2.0, 3.0]}
+        for m in ("listen/notify", "poll 1s")
+    ],
+    "drain": [{"processes": 1, "jobs": 10, "seconds": 0.5, "jobs_per_s": 20.0, "exactly_once": False}],
+    "enqueue": {
+        "best": {"1 producers, notify": 10.0}, "notify_ratio_1": 0.5, "notify_ratio_8": 0.9,
+        "bulk_jobs_per_s": 100.0, "single_job_rates": {},
+    },
+    "backlog": [
+        {"queued": 10, "cycle_ms": 2.0, "jobs_per_s": 50.0},
+        {"queued": 100, "cycle_ms": 3.0, "jobs_per_s": 33.0},
+    ],
+    "cost": {"jobs": 3, "transactions_per_job": 7.0, "wal_bytes_per_job": 1000.0,
+             "notifications_per_job": 1.0, "exactly_once": True},
+}  # fmt: skip
+
+
+def test_render_shows_every_scenario_and_flags_a_failed_exactly_once_check() -> None:
+    text = report.render(RESULTS)
+    for title in ("Latency", "Drain", "Enqueue", "Backlog", "Cost per job"):
+        assert title in text
+    assert "1.50x" in text
+    assert "NO" in text.split("Drain")[1].split("Enqueue")[0]
+
+
+def test_json_omits_raw_samples_and_the_plot_is_a_png(tmp_path: Path) -> None:
+    report.write_json(RESULTS, tmp_path / "r.json")
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert "samples_ms" not in saved["latency"][0]
+    assert report.plot(RESULTS, tmp_path / "l.png")
+    assert (tmp_path / "l.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not report.plot({"meta": {}}, tmp_path / "none.png")
+
+
+def test_percentiles_of_one_to_a_hundred() -> None:
+    cuts = percentiles([float(v) for v in range(1, 101)])
+    assert (round(cuts["p50"]), round(cuts["p99"]), cuts["max"]) == (50, 99, 100.0)
