@@ -9,6 +9,7 @@ on first use (`configure` sets it explicitly); it belongs to the event loop that
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -20,7 +21,19 @@ from psycopg_pool import AsyncConnectionPool
 
 from notifyq import db, queries, tasks
 from notifyq.errors import JobNotFoundError, NotifyqError
-from notifyq.models import CancelResult, Job, JobStatus, NewJob, QueueStats, RetryResult, WorkerInfo
+from notifyq.models import (
+    CancelResult,
+    ClaimedJob,
+    Job,
+    JobResult,
+    JobStatus,
+    LeaseState,
+    NewJob,
+    Outcome,
+    QueueStats,
+    RetryResult,
+    WorkerInfo,
+)
 from notifyq.settings import Settings
 from notifyq.tasks import JobSpec, Registry, Task
 
@@ -179,6 +192,58 @@ class Client:
         """The workers registry: live worker processes, what they serve, which one leads."""
         async with self._connection(None) as c:
             return await queries.fetch_all(c, queries.worker_list(self.statements))
+
+    # -- leasing, for workers outside this process (the HTTP API) -----------------------------
+    # The claim token is (holder, attempt): the worker's own statements check both, so a job that
+    # was rescued and claimed again cannot be finished or extended with an old token.
+
+    async def lease(
+        self, queues: Sequence[str], *, limit: int, lease_seconds: float, holder: uuid.UUID
+    ) -> list[ClaimedJob]:
+        """Claim up to `limit` due jobs of `queues` for `holder`, leased for `lease_seconds`."""
+        query = queries.job_claim_batch(
+            self.statements, worker=holder, queues=queues, limit=limit, lease=lease_seconds
+        )
+        async with self._connection(None) as c:
+            return await queries.fetch_all(c, query)
+
+    async def publish_demand(self, queues: Sequence[str], *, worker_id: uuid.UUID) -> None:
+        """Ask producers to notify `queues` (worker_id must be a registered worker)."""
+        async with self._connection(None) as c:
+            await queries.fetch_all(c, queries.queue_wait(self.statements, worker=worker_id, queues=queues))
+
+    async def finish(self, results: Sequence[JobResult], *, holder: uuid.UUID) -> list[int]:
+        """Write outcomes of jobs `holder` holds; returns the ids written (others were not held)."""
+        query = queries.job_finish_many(self.statements, worker=holder, results=results)
+        async with self._connection(None) as c:
+            return await queries.fetch_all(c, query)
+
+    async def ack(self, job_id: int, *, holder: uuid.UUID, attempt: int) -> bool:
+        result = JobResult(job_id=job_id, attempt=attempt, outcome=Outcome.SUCCEEDED)
+        return bool(await self.finish([result], holder=holder))
+
+    async def fail(
+        self, job_id: int, *, holder: uuid.UUID, attempt: int, reason: str, retry_in: float | None
+    ) -> bool:
+        """Record a failed attempt: retried after `retry_in` while attempts remain, else failed."""
+        job = await self.get(job_id)
+        retry = retry_in is not None and job.attempts < job.max_attempts
+        outcome = Outcome.RETRY if retry else Outcome.FAILED
+        result = JobResult(
+            job_id=job_id, attempt=attempt, outcome=outcome, error=reason, retry_in=retry_in or 0
+        )
+        return bool(await self.finish([result], holder=holder))
+
+    async def heartbeat(
+        self, job_id: int, *, holder: uuid.UUID, attempt: int, lease_seconds: float
+    ) -> LeaseState | None:
+        """Extend one lease; None when the token no longer holds the job."""
+        query = queries.lease_extend_many(
+            self.statements, worker=holder, held=[(job_id, attempt)], lease=lease_seconds
+        )
+        async with self._connection(None) as c:
+            states = await queries.fetch_all(c, query)
+        return states[0] if states else None
 
 
 # -- pure helpers shared with the sync client ------------------------------------------------

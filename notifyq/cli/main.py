@@ -20,6 +20,8 @@ COMMANDS = (
     "notifyq.cli.enqueue",
     "notifyq.cli.jobs",
     "notifyq.cli.inspect",
+    "notifyq.cli.api",
+    "notifyq.cli.ping",
 )
 
 

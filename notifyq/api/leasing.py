@@ -1,0 +1,70 @@
+"""Lease long-polls for HTTP workers, woken by the API's one listener connection.
+
+The API registers itself in the workers registry (its listener session holds the liveness lock) so
+that, like a worker, it can publish demand on its listened queues: producers then notify. Every
+waiting request sleeps on one shared event that each queue notification replaces and sets. Each
+lease call gets a fresh holder uuid: HTTP workers cannot finish each other's jobs, and their jobs
+are rescued by lease expiry (the holder is not a registered worker).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import anyio
+
+from notifyq.client import Client
+from notifyq.models import ClaimedJob
+from notifyq.worker.waker import Waker
+
+# a request on a queue the API does not listen to claims again this often
+UNLISTENED_POLL = 1.0
+
+
+class BroadcastWaker(Waker):
+    """The listener's waker, turned into a broadcast to every waiting lease request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event = anyio.Event()
+
+    def wake(self) -> None:
+        event, self.event = self.event, anyio.Event()
+        event.set()
+
+    def schedule(self, delay: float) -> None:
+        # a scheduled job is not due yet; waiters claim again on their own poll
+        return
+
+
+class LeaseBroker:
+    def __init__(self, client: Client, *, worker_id: uuid.UUID, listened: Sequence[str]) -> None:
+        self.client = client
+        self.worker_id = worker_id
+        self.listened = frozenset(listened)
+        self.waker = BroadcastWaker()
+
+    async def lease(
+        self, queues: Sequence[str], *, limit: int, lease_seconds: float, wait: float
+    ) -> tuple[uuid.UUID, list[ClaimedJob]]:
+        holder = uuid.uuid4()
+        deadline = anyio.current_time() + wait
+        demand = [q for q in queues if q in self.listened]
+        while True:
+            # taken before the claim, so a notification during the claim is not lost
+            event = self.waker.event
+            jobs = await self.client.lease(queues, limit=limit, lease_seconds=lease_seconds, holder=holder)
+            remaining = deadline - anyio.current_time()
+            if jobs or remaining <= 0:
+                return holder, jobs
+            if demand:
+                await self.client.publish_demand(demand, worker_id=self.worker_id)
+                jobs = await self.client.lease(
+                    queues, limit=limit, lease_seconds=lease_seconds, holder=holder
+                )
+                if jobs:
+                    return holder, jobs
+            sleep = remaining if len(demand) == len(set(queues)) else min(remaining, UNLISTENED_POLL)
+            with anyio.move_on_after(sleep):
+                await event.wait()

@@ -1,0 +1,96 @@
+"""The dashboard in a real headless Chromium: it renders queues, workers and failed jobs, and the
+retry button puts a failed job back in the queue.
+
+Needs Debian's chromium (`apt-get install chromium`) and Playwright for Python (`pip install
+playwright`; never `playwright install`: the system browser is used). Skipped when either is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.test_cli_api import _free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+TOKEN = "dash-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def api(database_url: str) -> Iterator[str]:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "notifyq.cli.main", "api", "--bind", f"127.0.0.1:{port}", "--token", TOKEN]
+    proc = subprocess.Popen(cmd, env={**os.environ, "DATABASE_URL": database_url})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, "notifyq api exited"
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)  # waiting for the process to bind; there is no event to wait on
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def _failed_job(base: str) -> int:
+    job_id: int = httpx.post(
+        f"{base}/v1/jobs", json={"task": "mail.send", "max_attempts": 1}, headers=AUTH
+    ).json()["id"]
+    httpx.post(f"{base}/v1/jobs", json={"task": "report.build"}, headers=AUTH)
+    token = httpx.post(f"{base}/v1/lease", json={"queues": ["default"]}, headers=AUTH).json()["jobs"][0][
+        "token"
+    ]
+    body = {"token": token, "reason": "SMTPError: 550 mailbox unavailable"}
+    assert httpx.post(f"{base}/v1/jobs/{job_id}/fail", json=body, headers=AUTH).status_code == 200
+    return job_id
+
+
+def test_dashboard_shows_a_failed_job_and_its_retry_button_requeues_it(api: str) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    job_id = _failed_job(api)
+    shots = Path(tempfile.mkdtemp(prefix="notifyq-dashboard-"))
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(f"{api}/dashboard?token={TOKEN}")
+            page.wait_for_selector(f"button.retry[data-job-id='{job_id}']", timeout=15_000)
+            assert "550 mailbox unavailable" in page.inner_text("#failed")
+            assert "default" in page.inner_text("#queues")
+            page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+            page.click(f"button.retry[data-job-id='{job_id}']")
+            page.wait_for_selector(f"button.retry[data-job-id='{job_id}']", state="detached", timeout=15_000)
+            browser.close()
+        assert (shots / "dashboard.png").stat().st_size > 1000
+        job = httpx.get(f"{api}/v1/jobs/{job_id}", headers=AUTH).json()
+        assert job["status"] == "queued"
+    finally:
+        if not os.environ.get("NOTIFYQ_KEEP_SCREENSHOTS"):
+            shutil.rmtree(shots, ignore_errors=True)
+        else:
+            print(f"screenshot kept in {shots}")

@@ -1,0 +1,106 @@
+"""Leases over HTTP for workers in other languages: long-poll woken by NOTIFY, ack, fail, heartbeat,
+and tokens that no longer hold a job are refused without changing it."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import pytest
+
+from notifyq import Client, JobStatus, Settings
+from tests.integration.api_support import api_client, lease_one
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_long_poll_lease_returns_soon_after_an_enqueue(settings: Settings, client: Client) -> None:
+    """wait=10 s, a job enqueued while waiting: the lease returns well before the long-poll ends."""
+    async with api_client(settings) as http:
+        result: dict[str, object] = {}
+
+        async def poll() -> None:
+            started = time.monotonic()
+            response = await http.post("/v1/lease", json={"queues": ["default"], "wait": 10})
+            result["elapsed"] = time.monotonic() - started
+            result["jobs"] = response.json()["jobs"]
+
+        with anyio.fail_after(15):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(poll)
+                await anyio.sleep(0.3)  # let the request publish its demand and sleep
+                job_id = await client.enqueue("t", {"n": 1})
+    jobs = result["jobs"]
+    assert isinstance(jobs, list)
+    assert [j["id"] for j in jobs] == [job_id]
+    assert jobs[0]["payload"] == {"n": 1}
+    assert isinstance(result["elapsed"], float)
+    assert result["elapsed"] < 5
+
+
+async def test_an_empty_lease_without_wait_returns_no_jobs(settings: Settings) -> None:
+    async with api_client(settings) as http:
+        response = await http.post("/v1/lease", json={"queues": ["default"]})
+    assert response.status_code == 200
+    assert response.json() == {"jobs": []}
+
+
+async def test_ack_finishes_the_job_once(settings: Settings, client: Client) -> None:
+    job_id = await client.enqueue("t")
+    async with api_client(settings) as http:
+        leased = await lease_one(http, limit=5)
+        first = await http.post(f"/v1/jobs/{job_id}/ack", json={"token": leased["token"]})
+        second = await http.post(f"/v1/jobs/{job_id}/ack", json={"token": leased["token"]})
+    assert first.status_code == 200
+    assert second.status_code == 409
+    assert second.json()["code"] == "lease_lost"
+    assert (await client.get(job_id)).status is JobStatus.SUCCEEDED
+
+
+async def test_fail_with_retry_in_requeues_while_attempts_remain(settings: Settings, client: Client) -> None:
+    job_id = await client.enqueue("t", max_attempts=3)
+    async with api_client(settings) as http:
+        leased = await lease_one(http)
+        body = {"token": leased["token"], "reason": "timeout upstream", "retry_in": 60}
+        assert (await http.post(f"/v1/jobs/{job_id}/fail", json=body)).status_code == 200
+    job = await client.get(job_id)
+    assert job.status is JobStatus.QUEUED
+    assert job.last_error == "timeout upstream"
+
+
+async def test_heartbeat_extends_the_lease_and_reports_a_cancel_request(
+    settings: Settings, client: Client
+) -> None:
+    job_id = await client.enqueue("t")
+    async with api_client(settings) as http:
+        leased = await lease_one(http, lease_seconds=5)
+        await client.cancel(job_id)
+        response = await http.post(
+            f"/v1/jobs/{job_id}/heartbeat", json={"token": leased["token"], "lease_seconds": 600}
+        )
+    assert response.status_code == 200
+    assert response.json()["cancel_requested"] is True
+    job = await client.get(job_id)
+    assert job.lease_expires_at is not None
+    assert job.started_at is not None
+    assert (job.lease_expires_at - job.started_at).total_seconds() > 60
+
+
+async def test_a_wrong_or_malformed_token_changes_nothing(settings: Settings, client: Client) -> None:
+    job_id = await client.enqueue("t")
+    other = await client.enqueue("t")
+    async with api_client(settings) as http:
+        leased = await lease_one(http)
+        token = leased["token"]
+        assert leased["id"] == job_id
+        malformed = await http.post(f"/v1/jobs/{job_id}/ack", json={"token": "not-a-token"})
+        wrong_job = await http.post(f"/v1/jobs/{other}/ack", json={"token": token})
+        unknown = await http.post("/v1/jobs/999999/ack", json={"token": token})
+        beat_unknown = await http.post("/v1/jobs/999999/heartbeat", json={"token": token})
+    assert malformed.status_code == 400
+    assert malformed.json()["code"] == "bad_token"
+    assert wrong_job.status_code == 409
+    assert unknown.status_code == 404
+    assert beat_unknown.status_code == 404
+    assert (await client.get(job_id)).status is JobStatus.RUNNING
+    assert (await client.get(other)).status is JobStatus.QUEUED
