@@ -55,24 +55,24 @@ def api(database_url: str) -> Iterator[str]:
         proc.wait(timeout=15)
 
 
-def _failed_job(base: str) -> int:
+def _failed_and_queued_jobs(base: str) -> tuple[int, int]:
     job_id: int = httpx.post(
         f"{base}/v1/jobs", json={"task": "mail.send", "max_attempts": 1}, headers=AUTH
     ).json()["id"]
-    httpx.post(f"{base}/v1/jobs", json={"task": "report.build"}, headers=AUTH)
+    queued: int = httpx.post(f"{base}/v1/jobs", json={"task": "report.build"}, headers=AUTH).json()["id"]
     token = httpx.post(f"{base}/v1/lease", json={"queues": ["default"]}, headers=AUTH).json()["jobs"][0][
         "token"
     ]
     body = {"token": token, "reason": "SMTPError: 550 mailbox unavailable"}
     assert httpx.post(f"{base}/v1/jobs/{job_id}/fail", json=body, headers=AUTH).status_code == 200
-    return job_id
+    return job_id, queued
 
 
-def test_dashboard_shows_a_failed_job_and_its_retry_button_requeues_it(api: str) -> None:
+def test_dashboard_retry_requeues_a_failed_job_and_cancel_cancels_a_queued_one(api: str) -> None:
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    job_id = _failed_job(api)
+    job_id, queued = _failed_and_queued_jobs(api)
     shots = Path(tempfile.mkdtemp(prefix="notifyq-dashboard-"))
     try:
         with sync_api.sync_playwright() as pw:
@@ -85,10 +85,14 @@ def test_dashboard_shows_a_failed_job_and_its_retry_button_requeues_it(api: str)
             page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
             page.click(f"button.retry[data-job-id='{job_id}']")
             page.wait_for_selector(f"button.retry[data-job-id='{job_id}']", state="detached", timeout=15_000)
+            page.click(f"button.cancel[data-job-id='{queued}']")
+            page.wait_for_selector(f"button.cancel[data-job-id='{queued}']", state="detached", timeout=15_000)
             browser.close()
         assert (shots / "dashboard.png").stat().st_size > 1000
         job = httpx.get(f"{api}/v1/jobs/{job_id}", headers=AUTH).json()
         assert job["status"] == "queued"
+        cancelled = httpx.get(f"{api}/v1/jobs/{queued}", headers=AUTH).json()
+        assert cancelled["status"] == "cancelled"
     finally:
         if not os.environ.get("NOTIFYQ_KEEP_SCREENSHOTS"):
             shutil.rmtree(shots, ignore_errors=True)
