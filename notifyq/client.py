@@ -224,15 +224,17 @@ class Client:
 
     async def fail(
         self, job_id: int, *, holder: uuid.UUID, attempt: int, reason: str, retry_in: float | None
-    ) -> bool:
-        """Record a failed attempt: retried after `retry_in` while attempts remain, else failed."""
+    ) -> Outcome | None:
+        """Record a failed attempt: retried after `retry_in` while attempts remain, else failed.
+
+        Returns the outcome written, None when the token no longer holds the job."""
         job = await self.get(job_id)
         retry = retry_in is not None and job.attempts < job.max_attempts
         outcome = Outcome.RETRY if retry else Outcome.FAILED
         result = JobResult(
             job_id=job_id, attempt=attempt, outcome=outcome, error=reason, retry_in=retry_in or 0
         )
-        return bool(await self.finish([result], holder=holder))
+        return outcome if await self.finish([result], holder=holder) else None
 
     async def heartbeat(
         self, job_id: int, *, holder: uuid.UUID, attempt: int, lease_seconds: float

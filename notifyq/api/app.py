@@ -242,9 +242,9 @@ async def fail(state: State, job_id: FromPath[int], data: JSONBody[s.FailRequest
     done = await client.fail(
         job_id, holder=holder, attempt=attempt, reason=data.reason, retry_in=data.retry_in
     )
-    if not done:
+    if done is None:
         raise _lost(job_id)
-    state.metrics.finished.labels("retry" if data.retry_in is not None else "failed").inc()
+    state.metrics.finished.labels(done.value).inc()
     return s.Finished(id=job_id, ok=True)
 
 
