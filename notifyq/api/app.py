@@ -31,7 +31,7 @@ from notifyq.api.leasing import LeaseBroker
 from notifyq.api.metrics import Metrics
 from notifyq.client import Client
 from notifyq.errors import JobNotFoundError, NotifyqError
-from notifyq.models import JobStatus, Outcome
+from notifyq.models import Job, JobStatus, Outcome
 from notifyq.settings import Settings
 from notifyq.tasks import Registry
 from notifyq.worker.listener import Listener
@@ -135,7 +135,7 @@ async def enqueue(
 
 
 @get("/v1/jobs/{job_id:int}", tags=["jobs"])
-async def show(state: State, job_id: FromPath[int]) -> Any:
+async def show(state: State, job_id: FromPath[int]) -> Job:
     return await client_of(state).get(job_id)
 
 
