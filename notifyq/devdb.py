@@ -104,6 +104,19 @@ def _tune(url: str, *, fast: bool) -> None:
         conn.execute("SELECT pg_reload_conf()")
 
 
+def restart(db: DevDatabase) -> None:
+    """Restart an embedded server this module started (fault tests); never a server it did not start."""
+    if db.source != "embedded" or db.data_dir is None or db.bin_dir is None:
+        raise RuntimeError(f"only an embedded server started here can be restarted, not {db.source!r}")
+    log_file = str(Path(db.data_dir) / "restart.log")
+    cmd = [str(Path(db.bin_dir) / "pg_ctl"), "-D", db.data_dir, "-w", "-m", "fast", "-l", log_file, "restart"]
+    if os.geteuid() == 0:
+        # pgserver runs postgres as its own system user when started by root
+        cmd = ["runuser", "-u", "pgserver", "--", *cmd]
+    # the server must not inherit pipes of ours, or waiting for the command would never end
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)  # noqa: S603 - fixed argv, no shell
+
+
 def create_database(url: str, name: str, *, template: str | None = None) -> str:
     """CREATE DATABASE `name` (from `template`), returning its URL."""
     query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))

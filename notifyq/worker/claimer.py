@@ -80,14 +80,15 @@ class Claimer:
             self.waker.clear()
             try:
                 jobs = await self._claim_and_start(free)
+                if jobs or not await self._confirm_empty():
+                    error_delay = 0.05
+                    continue
             except psycopg.Error as exc:
                 error_delay = min(error_delay * 2, MAX_ERROR_DELAY)
                 log.warning("claim failed (%s); retrying in %.2fs", exc, error_delay)
                 await self.waker.wait(error_delay)
                 continue
             error_delay = 0.05
-            if jobs or not await self._confirm_empty():
-                continue
             await self.waker.wait(self.poll_interval)
 
     async def _confirm_empty(self) -> bool:

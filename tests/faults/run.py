@@ -1,0 +1,219 @@
+"""The fault run: producers and a fleet of worker processes under injected faults, then invariants.
+
+`scripts/faults [--seconds 60] [--quick]`. Faults, in a bounded loop: SIGKILL a worker (the leader
+among them), terminate listener and pool backends, restart PostgreSQL (only the embedded server this
+run started), block a worker's event loop longer than its lease. Invariants at the end: every job
+enqueued exists and succeeded (none lost, none stuck); every job ran at least once; each extra run is
+explained by a recorded rescue in its error history; the fleet still runs new jobs afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from notifyq import JobSpec, Settings, SyncClient, devdb
+from notifyq.migrate import migrate_sync
+from tests.faults import tasks  # registers the tasks, so enqueue by name routes to their queue
+
+ROOT = Path(__file__).resolve().parents[2]
+LEASE = "3"
+
+
+@dataclass
+class Run:
+    server: devdb.DevDatabase
+    url: str
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    faults: Counter[str] = field(default_factory=Counter)
+    enqueued: list[int] = field(default_factory=list)
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[faults {time.strftime('%H:%M:%S')}] {message}\n")
+
+
+def start_worker(run: Run) -> None:
+    env = {**os.environ, "DATABASE_URL": run.url, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "notifyq.cli.worker", "tests.faults.tasks", "--queues", "faults"]
+    cmd += ["--concurrency", "8", "--lease", LEASE, "--poll-interval", "2", "--log-level", "ERROR"]
+    run.workers.append(subprocess.Popen(cmd, env=env, cwd=ROOT))
+
+
+def sql(url: str, query: str) -> list[tuple[object, ...]]:
+    for attempt in range(30):
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                cur = conn.execute(query)  # type: ignore[arg-type]
+                return cur.fetchall() if cur.description else []
+        except psycopg.OperationalError:
+            if attempt == 29:
+                raise
+            time.sleep(0.2)
+    return []
+
+
+def produce(run: Run, seconds: float, stop: threading.Event) -> None:
+    """One job every few ms for `seconds`, through reconnects (an enqueue that fails is retried)."""
+    n = 0
+    deadline = time.monotonic() + seconds
+    with SyncClient(Settings(database_url=run.url, pool_max_size=2)) as client:
+        while time.monotonic() < deadline and not stop.is_set():
+            try:
+                run.enqueued.append(client.enqueue(tasks.record, {"n": n}))
+                n += 1
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+            time.sleep(0.005)
+
+
+def inject(run: Run, kind: str) -> None:
+    run.faults[kind] += 1
+    if kind == "kill worker":
+        victim = random.choice(run.workers)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        run.workers.remove(victim)
+        start_worker(run)
+    elif kind == "kill leader":
+        leader = sql(run.url, "SELECT pid FROM notifyq.workers WHERE leader_since IS NOT NULL")
+        victims = [p for p in run.workers if leader and p.pid == leader[0][0]]
+        if victims:
+            victims[0].send_signal(signal.SIGKILL)
+            victims[0].wait(timeout=10)
+            run.workers.remove(victims[0])
+            start_worker(run)
+    elif kind in ("terminate listeners", "terminate pools"):
+        name = "notifyq listener" if kind == "terminate listeners" else "notifyq"
+        sql(run.url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     f" WHERE application_name = '{name}' AND pid <> pg_backend_pid()")  # fmt: skip
+    elif kind == "restart postgres":
+        devdb.restart(run.server)
+    elif kind == "block event loop":
+        with SyncClient(Settings(database_url=run.url)) as client:
+            payload = {"n": -len(run.enqueued), "seconds": 2 * int(LEASE)}
+            run.enqueued.append(client.enqueue(tasks.block_loop, payload))
+
+
+def check(run: Run) -> list[str]:
+    """The invariants; returns the broken ones (empty: all hold)."""
+    problems = []
+    rows = sql(run.url, "SELECT status::text, count(*) FROM notifyq.jobs GROUP BY 1")
+    statuses = {str(s): int(c) for s, c in rows}
+    if statuses.get("succeeded", 0) != len(run.enqueued) or len(statuses) != 1:
+        problems.append(
+            f"every job should have succeeded exactly once: {statuses} for {len(run.enqueued)} enqueued"
+        )
+    never = sql(run.url, "SELECT count(*) FROM notifyq.jobs j WHERE NOT EXISTS"
+                         " (SELECT 1 FROM fault_runs r JOIN notifyq.jobs k ON k.payload->>'n' = r.n::text"
+                         " WHERE k.id = j.id)")  # fmt: skip
+    if never[0][0]:
+        problems.append(f"{never[0][0]} jobs succeeded without a recorded run")
+    unexplained = sql(
+        run.url,
+        "SELECT count(*) FROM notifyq.jobs j"
+        " JOIN (SELECT n, count(*) AS runs FROM fault_runs GROUP BY n) r ON j.payload->>'n' = r.n::text"
+        " WHERE r.runs - 1 > jsonb_array_length(j.errors)",
+    )
+    if unexplained[0][0]:
+        problems.append(f"{unexplained[0][0]} jobs ran more often than their rescues explain")
+    return problems
+
+
+def recovered(run: Run, timeout: float) -> bool:
+    """The fleet, untouched since the faults, runs a fresh batch."""
+    with SyncClient(Settings(database_url=run.url)) as client:
+        ids = client.enqueue_many([JobSpec(task=tasks.record, payload={"n": 10**6 + i}) for i in range(50)])
+    run.enqueued += ids
+    return wait_done(run, timeout)
+
+
+def wait_done(run: Run, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = sql(run.url, "SELECT count(*) FROM notifyq.jobs WHERE status <> 'succeeded'")
+        if not left[0][0]:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--quick", action="store_true", help="20 s of faults")
+    args = parser.parse_args()
+    seconds = 20 if args.quick else args.seconds
+    with devdb.postgres(fast=True) as server:
+        name = f"notifyq_faults_{os.getpid()}"
+        url = devdb.create_database(server.url, name)
+        try:
+            return execute(Run(server=server, url=url), seconds)
+        finally:
+            devdb.drop_database(server.url, name)
+
+
+def execute(run: Run, seconds: float) -> int:
+    with psycopg.connect(run.url) as conn:
+        migrate_sync(conn, schema="notifyq")
+        conn.execute(
+            "CREATE TABLE fault_runs (n int NOT NULL, pid int NOT NULL, at timestamptz DEFAULT now())"
+        )
+    kinds = ["kill worker", "kill leader", "terminate listeners", "terminate pools", "block event loop"]
+    if run.server.source == "embedded":
+        kinds.append("restart postgres")
+    else:
+        log(f"not restarting PostgreSQL: this run did not start it ({run.server.source})")
+    for _ in range(3):
+        start_worker(run)
+    stop = threading.Event()
+    producer = threading.Thread(target=produce, args=(run, seconds, stop))
+    producer.start()
+    started = time.monotonic()
+    try:
+        order = kinds * int(seconds)
+        while time.monotonic() - started < seconds and order:
+            time.sleep(seconds / (len(kinds) * 3))
+            kind = order.pop(0)
+            log(f"fault: {kind}")
+            inject(run, kind)
+        producer.join()
+        finished = wait_done(run, 120)
+        fleet_ok = recovered(run, 60)
+        problems = check(run) + ([] if finished else ["jobs still unfinished 120 s after the faults"])
+        problems += [] if fleet_ok else ["the fleet did not run a fresh batch after the faults"]
+        report(run, problems)
+        return 1 if problems else 0
+    finally:
+        stop.set()
+        for proc in run.workers:
+            proc.terminate()
+        for proc in run.workers:
+            proc.wait(timeout=30)
+
+
+def report(run: Run, problems: list[str]) -> None:
+    runs = sql(run.url, "SELECT count(*), count(DISTINCT n) FROM fault_runs")[0]
+    rescues = sql(run.url, "SELECT count(*) FROM notifyq.jobs WHERE jsonb_array_length(errors) > 0")[0][0]
+    print(f"jobs enqueued       {len(run.enqueued)}")
+    print(f"faults injected     {sum(run.faults.values())}: {dict(run.faults)}")
+    print(f"handler runs        {runs[0]} for {runs[1]} jobs ({int(runs[0]) - int(runs[1])} duplicates)")
+    print(f"jobs with a rescue  {rescues} (every duplicate is one of these)")
+    print("invariants          " + ("all hold" if not problems else "BROKEN"))
+    for problem in problems:
+        print(f"  - {problem}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
