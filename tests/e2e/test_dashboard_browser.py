@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.test_cli_api import _free_port
+from tests.api_process import api_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "dash-token"
@@ -34,25 +31,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def api(database_url: str) -> Iterator[str]:
-    port = _free_port()
-    cmd = [sys.executable, "-m", "notifyq.cli.main", "api", "--bind", f"127.0.0.1:{port}", "--token", TOKEN]
-    proc = subprocess.Popen(cmd, env={**os.environ, "DATABASE_URL": database_url})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, "notifyq api exited"
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)  # waiting for the process to bind; there is no event to wait on
+    with api_process(database_url, TOKEN) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def _failed_and_queued_jobs(base: str) -> tuple[int, int]:

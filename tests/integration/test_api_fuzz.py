@@ -6,20 +6,15 @@ capped at a fraction of a second so generated `wait` values do not stall the run
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from notifyq import devdb
-from tests.integration.test_cli_api import _free_port
+from tests.api_process import api_process
 
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -29,25 +24,10 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def fuzz_api(pg_server: devdb.DevDatabase, template_db: str) -> Iterator[str]:
     name = f"notifyq_f_{uuid.uuid4().hex[:16]}"
     url = devdb.create_database(pg_server.url, name, template=template_db)
-    port = _free_port()
-    cmd = [sys.executable, "-m", "notifyq.cli.main", "api", "--bind", f"127.0.0.1:{port}", "--token", TOKEN]
-    proc = subprocess.Popen(cmd, env={**os.environ, "DATABASE_URL": url})
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, "notifyq api exited"
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)  # waiting for the process to bind; there is no event to wait on
-        yield base
+        with api_process(url, TOKEN) as base:
+            yield base
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
         devdb.drop_database(pg_server.url, name)
 
 

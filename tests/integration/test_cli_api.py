@@ -3,11 +3,6 @@ a non-loopback address without a token."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,6 +10,7 @@ import pytest
 
 from notifyq.cli.api import is_loopback, parse_bind
 from notifyq.cli.main import main
+from tests.api_process import api_process as api_process_at
 
 
 def test_ping_reports_a_reachable_database(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,35 +42,10 @@ def test_bind_parsing_and_loopback_detection() -> None:
     assert not is_loopback("example.org")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 def api_process(database_url: str) -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url}
-    cmd = [sys.executable, "-m", "notifyq.cli.main", "api", "--bind", f"127.0.0.1:{port}", "--token", "t0k"]
-    proc = subprocess.Popen(cmd, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, "notifyq api exited"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)  # waiting for the process to bind; there is no event to wait on
+    with api_process_at(database_url, "t0k") as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def test_notifyq_api_serves_jobs_over_real_http(api_process: str) -> None:
