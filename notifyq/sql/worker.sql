@@ -44,13 +44,17 @@ WITH outcome AS (
          AS o (id, attempt, outcome, error, retry_in)
 ), done AS (
     UPDATE {schema}.jobs j
-    SET status = CASE WHEN o.outcome IN ('retry', 'release') THEN 'queued'
+    -- a retry on the last attempt ends as failed: a queued row at max_attempts would make every
+    -- later claim of its queue fail the attempts CHECK
+    SET status = CASE WHEN o.outcome = 'retry' AND j.attempts >= j.max_attempts THEN 'failed'
+                      WHEN o.outcome IN ('retry', 'release') THEN 'queued'
                       ELSE o.outcome::{schema}.job_status END,
         attempts = CASE WHEN o.outcome = 'release' THEN j.attempts - 1 ELSE j.attempts END,
         run_at = CASE WHEN o.outcome = 'retry' THEN now() + make_interval(secs => o.retry_in)
                       WHEN o.outcome = 'release' THEN now()
                       ELSE j.run_at END,
-        finished_at = CASE WHEN o.outcome IN ('retry', 'release') THEN NULL ELSE now() END,
+        finished_at = CASE WHEN o.outcome = 'release' OR (o.outcome = 'retry' AND j.attempts < j.max_attempts)
+                           THEN NULL ELSE now() END,
         lease_holder = NULL,
         lease_expires_at = NULL,
         last_error = coalesce(o.error, j.last_error),
