@@ -139,6 +139,7 @@ async def test_constraints_reject_impossible_rows_from_plain_sql(aconn: psycopg.
         "INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'has space')",
         "INSERT INTO notifyq.jobs (task, attempts, max_attempts) VALUES ('t', 3, 2)",
         "INSERT INTO notifyq.jobs (task, idempotency_key) VALUES ('t', '')",
+        "INSERT INTO notifyq.jobs (task, attempts, max_attempts) VALUES ('t', 2, 2)",
     ]
     for statement in bad_rows:
         with pytest.raises(psycopg.errors.CheckViolation):
