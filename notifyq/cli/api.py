@@ -7,11 +7,10 @@ finish jobs, so it refuses to start open to the network.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 from typing import Any
 
-from notifyq.cli.common import add_connection_options, settings_from
+from notifyq.cli.common import add_connection_options, is_loopback, parse_bind, settings_from
 from notifyq.errors import ConfigError
 from notifyq.settings import split_queues
 
@@ -25,22 +24,6 @@ def register(subparsers: Any) -> None:
     )
     add_connection_options(api)
     api.set_defaults(run=run_api)
-
-
-def parse_bind(bind: str) -> tuple[str, int]:
-    host, sep, port = bind.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:  # noqa: PLR2004 - the port range
-        raise ConfigError("bind", f"expected HOST:PORT, got {bind!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def run_api(args: argparse.Namespace) -> int:

@@ -14,16 +14,22 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import psycopg
 
-from notifyq.errors import NotifyqError
+from notifyq.cli.common import parse_bind
+from notifyq.errors import ConfigError, NotifyqError
 from notifyq.settings import Settings, WorkerSettings, split_queues
 from notifyq.worker import Worker
+
+if TYPE_CHECKING:
+    from notifyq.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("notifyq.worker")
 
@@ -39,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN (for comparisons)")
     p.add_argument("--database-url", help="PostgreSQL URL (default: NOTIFYQ_DATABASE_URL, DATABASE_URL)")
     p.add_argument("--schema", help="notifyq's schema (default: notifyq)")
+    p.add_argument(
+        "--metrics-bind",
+        default=os.environ.get("NOTIFYQ_WORKER_METRICS_BIND"),
+        help="serve Prometheus /metrics on HOST:PORT (needs notifyq[metrics]; default: off)",
+    )
     p.add_argument("--log-level", default=os.environ.get("NOTIFYQ_LOG_LEVEL", "INFO"))
     return p
 
@@ -66,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for module in args.modules:
             import_module(module)
         settings, config = configs(args)
-        anyio.run(serve, settings, config)
+        anyio.run(serve, settings, config, args.metrics_bind)
         _abandon_handler_threads()
     except NotifyqError as exc:
         sys.stderr.write(f"notifyq-worker: {exc}\n")
@@ -90,13 +101,37 @@ def _abandon_handler_threads() -> None:
         os._exit(0)
 
 
-async def serve(settings: Settings, config: WorkerSettings) -> None:
+async def serve(settings: Settings, config: WorkerSettings, metrics_bind: str | None = None) -> None:
     """Run a worker until it stops, translating signals into graceful, then immediate, stops."""
-    worker = Worker(settings, config)  # anyio primitives need the running loop
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_handle_signals, worker)
-        await worker.run()
-        tg.cancel_scope.cancel()
+    with _metrics(config, metrics_bind) as metrics:
+        worker = Worker(settings, config, metrics=metrics)  # anyio primitives need the running loop
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_handle_signals, worker)
+            await worker.run()
+            tg.cancel_scope.cancel()
+
+
+@contextmanager
+def _metrics(config: WorkerSettings, bind: str | None) -> Iterator[WorkerMetrics | None]:
+    if not bind:
+        yield None
+        return
+    host, port = parse_bind(bind)
+    try:
+        from notifyq.worker.metrics import WorkerMetrics  # noqa: PLC0415 - an optional extra
+    except ImportError as exc:
+        raise ConfigError("metrics-bind", "needs prometheus-client: pip install 'notifyq[metrics]'") from exc
+    metrics = WorkerMetrics(lease=config.lease)
+    try:
+        server = metrics.serve(host, port)
+    except OSError as exc:
+        raise ConfigError("metrics-bind", f"cannot listen on {bind}: {exc}") from exc
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    try:
+        yield metrics
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 async def _handle_signals(worker: Worker) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import anyio
 import psycopg
@@ -44,6 +44,7 @@ class Claimer:
         executor: Executor,
         waker: Waker,
         publish_demand: bool = True,
+        observe: Callable[[Sequence[ClaimedJob]], None] | None = None,
     ) -> None:
         self.pool = pool
         self.statements = statements
@@ -57,6 +58,7 @@ class Claimer:
         self.claimed = 0
         # only a listening worker publishes demand; a poll-only one asks for no notifications
         self.publish_demand = publish_demand
+        self.observe = observe  # metrics, when on
 
     async def run_once(self, limit: int) -> list[ClaimedJob]:
         query = queries.job_claim_batch(
@@ -70,6 +72,8 @@ class Claimer:
             jobs = await queries.fetch_all(conn, query)
         self.claims += 1
         self.claimed += len(jobs)
+        if self.observe is not None:
+            self.observe(jobs)
         return jobs
 
     async def run(self) -> None:

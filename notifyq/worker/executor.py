@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 import random
+import time
 import traceback
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -64,10 +65,13 @@ class Executor:
         registry: Registry,
         report: Callable[[JobResult], None],
         draw: Callable[[], float] = random.random,
+        observe: Callable[[ClaimedJob, JobResult, float], None] | None = None,
     ) -> None:
         self.concurrency = concurrency
         self.registry = registry
         self.report = report
+        # metrics, when on: (job, result, handler seconds) for every run that reports a result
+        self.observe = observe
         self.draw = draw
         self.running: dict[int, Running] = {}
         self._threads = anyio.CapacityLimiter(concurrency)
@@ -133,6 +137,7 @@ class Executor:
     async def _run(self, running: Running) -> None:
         job = running.job
         result: JobResult | None = None
+        began = time.perf_counter()
         try:
             with running.scope:
                 result = await self._execute(job)
@@ -140,6 +145,8 @@ class Executor:
                 result = _stopped(job, running.stop_reason)
             if result is not None:
                 self.report(result)
+                if self.observe is not None:
+                    self.observe(job, result, time.perf_counter() - began)
         finally:
             # a job rescued from us and claimed by us again has a new entry under the same id
             if self.running.get(job.id) is running:

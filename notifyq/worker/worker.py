@@ -12,6 +12,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskStatus
@@ -28,6 +29,9 @@ from notifyq.worker.heartbeat import Beat, Heartbeat
 from notifyq.worker.listener import Listener
 from notifyq.worker.registration import Registration
 from notifyq.worker.waker import Waker
+
+if TYPE_CHECKING:
+    from notifyq.worker.metrics import WorkerMetrics
 
 log = logging.getLogger("notifyq.worker")
 
@@ -71,9 +75,11 @@ class Worker:
         *,
         registry: tasks.Registry = tasks.registry,
         pool: AsyncConnectionPool | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.config = config or WorkerSettings()
+        self.metrics = metrics
         self.id = uuid.uuid4()
         self.counters = WorkerCounters()
         self.waker = Waker()
@@ -82,6 +88,8 @@ class Worker:
         self._claim_scope = anyio.CancelScope()
         self._hurry = anyio.Event()
         self._build_parts(registry, queries.statements(settings.schema))
+        if metrics is not None:
+            metrics.attach(self)
 
     def _build_parts(self, registry: tasks.Registry, st: queries.Statements) -> None:
         cfg = self.config
@@ -89,11 +97,15 @@ class Worker:
             pool=self.pool, statements=st, worker_id=self.id, flush_interval=cfg.flush_interval,
             flush_batch=cfg.flush_batch, on_written=self._on_written,
         )  # fmt: skip
-        self.executor = Executor(concurrency=cfg.concurrency, registry=registry, report=self.completer.add)
+        metrics = self.metrics
+        self.executor = Executor(
+            concurrency=cfg.concurrency, registry=registry, report=self.completer.add,
+            observe=metrics.finished_job if metrics else None,
+        )  # fmt: skip
         self.claimer = Claimer(
             pool=self.pool, statements=st, worker_id=self.id, queues=cfg.queues, lease=cfg.lease,
             poll_interval=cfg.poll_interval, executor=self.executor, waker=self.waker,
-            publish_demand=cfg.listen,
+            publish_demand=cfg.listen, observe=metrics.claimed if metrics else None,
         )  # fmt: skip
         self.heartbeat = Heartbeat(
             pool=self.pool,

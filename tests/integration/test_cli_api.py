@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from notifyq.cli.api import is_loopback, parse_bind
+from notifyq.cli.common import is_loopback, parse_bind
 from notifyq.cli.main import main
 from tests.api_process import api_process as api_process_at
 
