@@ -8,6 +8,7 @@ plain SQL cannot carry a name that would break the NOTIFY trigger.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -35,17 +36,35 @@ def schema_name(name: object) -> str:
     return _check("schema", name, _SCHEMA_RE, rule)
 
 
+_QUEUE_RULE = (
+    f"1-{MAX_QUEUE_LENGTH} characters of A-Z, a-z, 0-9, '_', '.' and '-', not starting with '.' or '-'"
+)
+_TASK_RULE = (
+    f"1-{MAX_TASK_LENGTH} characters of A-Z, a-z, 0-9, '_', '.', ':' and '-', starting with a letter or '_'"
+)
+
+
 def queue_name(name: object) -> str:
-    rule = f"1-{MAX_QUEUE_LENGTH} characters of A-Z, a-z, 0-9, '_', '.' and '-', not starting with '.' or '-'"
-    return _check("queue", name, _QUEUE_RE, rule)
+    if isinstance(name, str):
+        return _valid_queue(name)
+    return _check("queue", name, _QUEUE_RE, _QUEUE_RULE)
 
 
 def task_name(name: object) -> str:
-    rule = (
-        f"1-{MAX_TASK_LENGTH} characters of A-Z, a-z, 0-9, '_', '.', ':' and '-',"
-        " starting with a letter or '_'"
-    )
-    return _check("task", name, _TASK_RE, rule)
+    if isinstance(name, str):
+        return _valid_task(name)
+    return _check("task", name, _TASK_RE, _TASK_RULE)
+
+
+# bulk enqueues check the same few names again and again; only valid names are cached
+@functools.lru_cache(maxsize=4096)
+def _valid_queue(name: str) -> str:
+    return _check("queue", name, _QUEUE_RE, _QUEUE_RULE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_task(name: str) -> str:
+    return _check("task", name, _TASK_RE, _TASK_RULE)
 
 
 def queue_channel(schema: str, queue: str) -> str:

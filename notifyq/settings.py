@@ -24,6 +24,7 @@ DEFAULT_LEASE = 30.0
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_FLUSH_INTERVAL = 0.005
 DEFAULT_FLUSH_BATCH = 200
+DEFAULT_CLAIM_LINGER = 0.001
 DEFAULT_POOL_MAX = 10
 DEFAULT_LEADER_TICK = 0.5
 DEFAULT_RESCUE_GRACE = 10.0
@@ -84,6 +85,9 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     reconnect_max_delay: Seconds = 5.0
     # False turns LISTEN off: the worker only polls (benchmarks compare the two)
     listen: bool = True
+    # while jobs keep arriving (claims came back with jobs), an empty claim is retried after this
+    # long instead of asking producers for a notification; 0 turns it off (see claimer.py)
+    claim_linger: Annotated[float, msgspec.Meta(ge=0, le=1)] = DEFAULT_CLAIM_LINGER
     # -- leader election and maintenance (notifyq/leader) ------------------------------------------
     # False: this worker never leads (another process runs the maintenance)
     leader: bool = True

@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease", type=float, help="lease length, seconds (default: 30)")
     p.add_argument("--shutdown-timeout", type=float, help="grace period on SIGTERM (default: 10)")
     p.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN (for comparisons)")
+    p.add_argument(
+        "--claim-linger", type=float, help="re-claim delay while jobs stream in, s; 0: off (default: 0.001)"
+    )
     p.add_argument("--database-url", help="PostgreSQL URL (default: NOTIFYQ_DATABASE_URL, DATABASE_URL)")
     p.add_argument("--schema", help="notifyq's schema (default: notifyq)")
     p.add_argument(
@@ -63,6 +66,7 @@ def configs(args: argparse.Namespace) -> tuple[Settings, WorkerSettings]:
         lease=args.lease,
         shutdown_timeout=args.shutdown_timeout,
         listen=False if args.no_listen else None,
+        claim_linger=args.claim_linger,
     )
     return settings, worker
 

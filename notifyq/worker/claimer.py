@@ -1,10 +1,17 @@
 """The claimer: claims as many jobs as there are free slots, in one statement, and hands them on.
 
 Loop: wait for a free slot; clear the woken flag (before claiming, so a notification arriving
-during the claim wakes the next round); claim; start the jobs. While claims return jobs it claims
-again without sleeping: a busy worker needs no notifications, so producers need not send them.
-When a claim comes back empty it publishes its demand (queue_waiters: producers notify only while a
-worker waits), claims once more to catch a job inserted while it published, and only then sleeps.
+during the claim wakes the next round); claim; start the jobs. While claims come back full it
+claims again at once: a busy worker needs no notifications, so producers need not send them. When a
+claim comes back short, the queues were empty as of that claim: it publishes its demand
+(queue_waiters: producers notify only while a worker waits), claims once more to catch a job
+inserted while it published, and only then sleeps.
+
+Linger: while jobs stream in (a claim returned several jobs, or two claims in a row returned
+some), a short claim is followed by another after `linger` (1 ms) instead of publishing demand.
+Under a steady stream the worker then never asks for notifications, so producers send none and
+take no NOTIFY lock, and each claim takes a batch; a job arriving in that gap waits at most
+`linger`. A single job now and then never lingers: its notification wakes the worker, as before.
 
 A job committed by a producer that checked for waiters before this worker published, and became
 visible only after its confirming claim, is found by the next notification on the queue or by the
@@ -41,6 +48,7 @@ class Claimer:
         queues: Sequence[str],
         lease: float,
         poll_interval: float,
+        linger: float = 0.0,
         executor: Executor,
         waker: Waker,
         publish_demand: bool = True,
@@ -52,6 +60,7 @@ class Claimer:
         self.queues = list(queues)
         self.lease = lease
         self.poll_interval = poll_interval
+        self.linger = linger
         self.executor = executor
         self.waker = waker
         self.claims = 0
@@ -79,20 +88,28 @@ class Claimer:
     async def run(self) -> None:
         """Claim until cancelled (the worker cancels it to stop claiming)."""
         error_delay = 0.05
+        had_jobs = False  # the previous claim returned jobs
         while True:
             free = await self.executor.wait_for_capacity()
             self.waker.clear()
             try:
                 jobs = await self._claim_and_start(free)
-                if jobs or not await self._confirm_empty():
-                    error_delay = 0.05
+                error_delay = 0.05
+                if len(jobs) >= free:
+                    had_jobs = True
+                    continue  # a full batch: more may be waiting
+                streaming = self.linger > 0 and (len(jobs) > 1 or (had_jobs and bool(jobs)))
+                had_jobs = bool(jobs)
+                if streaming:
+                    await self.waker.wait(self.linger)
+                    continue
+                if not await self._confirm_empty():
                     continue
             except psycopg.Error as exc:
                 error_delay = min(error_delay * 2, MAX_ERROR_DELAY)
                 log.warning("claim failed (%s); retrying in %.2fs", exc, error_delay)
                 await self.waker.wait(error_delay)
                 continue
-            error_delay = 0.05
             await self.waker.wait(self.poll_interval)
 
     async def _confirm_empty(self) -> bool:

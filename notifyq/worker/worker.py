@@ -104,7 +104,8 @@ class Worker:
         )  # fmt: skip
         self.claimer = Claimer(
             pool=self.pool, statements=st, worker_id=self.id, queues=cfg.queues, lease=cfg.lease,
-            poll_interval=cfg.poll_interval, executor=self.executor, waker=self.waker,
+            poll_interval=cfg.poll_interval, linger=cfg.claim_linger if cfg.listen else 0.0,
+            executor=self.executor, waker=self.waker,
             publish_demand=cfg.listen, observe=metrics.claimed if metrics else None,
         )  # fmt: skip
         self.heartbeat = Heartbeat(
