@@ -63,6 +63,34 @@ async def test_claims_come_in_batches_and_repeat_while_full(
     assert worker.claimer.claims < 100
 
 
+async def test_while_jobs_stream_in_the_worker_lingers_instead_of_asking_for_notifications(
+    settings: Settings, registry: Registry, client: Client, aconn: psycopg.AsyncConnection
+) -> None:
+    @registry.task
+    async def noop() -> None: ...
+
+    async def armed() -> bool:  # the worker waits on the queue: producers would notify it
+        cur = await aconn.execute("SELECT woken_at IS NULL FROM notifyq.queue_waiters")
+        row = await cur.fetchone()
+        return row is not None and bool(row[0])
+
+    async with running_worker(settings, registry, poll_interval=60, claim_linger=1.0) as worker:
+        await wait_until(armed)
+        # several jobs in one claim: jobs are streaming, so after them the worker claims again
+        # after its linger rather than publishing its demand at once
+        await client.enqueue_many([JobSpec(task=noop) for _ in range(3)])
+        await wait_until(lambda: worker.counters.succeeded == 3)
+        assert not await armed()
+        # the linger's claim comes back empty: the stream has stopped, it asks for notifications again
+        await wait_until(armed, seconds=10)
+        claims = worker.claimer.claims
+        job_id = await client.enqueue(noop)
+        await wait_until(lambda: worker.counters.succeeded == 4)
+    assert (await client.get(job_id)).status is JobStatus.SUCCEEDED
+    # one lone job: woken by its notification, claimed, then demand published and confirmed
+    assert worker.claimer.claims - claims <= 3
+
+
 async def test_cancel_queued_running_finished_and_unknown(
     settings: Settings, registry: Registry, client: Client
 ) -> None:
