@@ -16,6 +16,7 @@ from psycopg import AsyncConnection, Connection
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from notifyq import queries
 from notifyq.settings import Settings
 
 # psycopg's default: prepare a statement server-side after it ran this many times on a connection
@@ -82,11 +83,15 @@ def sync_pool(settings: Settings, *, name: str = "notifyq-sync") -> ConnectionPo
     )
 
 
-async def session_connection(settings: Settings, *, role: str) -> AsyncConnection[Any]:
+async def session_connection(
+    settings: Settings, *, role: str, idle_timeout: float | None = None
+) -> AsyncConnection[Any]:
     """A dedicated autocommit connection to `direct_url`, for LISTEN and session advisory locks.
 
     `role` becomes its application_name ("notifyq listener", "notifyq leader"), so operators (and
-    tests) can find it in pg_stat_activity.
+    tests) can find it in pg_stat_activity. With `idle_timeout` the server closes the session once
+    it has sat idle that long (`idle_session_timeout`): a session whose process froze gives its
+    advisory locks back.
     """
     conn = await AsyncConnection.connect(
         settings.direct_url,
@@ -96,6 +101,9 @@ async def session_connection(settings: Settings, *, role: str) -> AsyncConnectio
         **SESSION_KEEPALIVES,
     )
     use_orjson(conn)
+    if idle_timeout is not None:
+        # a statement, not the `options` connection parameter, which would replace the URL's own
+        await queries.fetch_all(conn, queries.session_idle_timeout(idle_timeout))
     return conn
 
 

@@ -346,6 +346,18 @@ def session_check() -> Query[Any]:
     return Query(name="session_check", sql=b"SELECT 1", params=None, row=scalar_row, prepare=False)
 
 
+def session_idle_timeout(seconds: float) -> Query[Any]:
+    """Have the server close this session once it sits idle `seconds` (`idle_session_timeout`)."""
+    sql = b"SELECT set_config('idle_session_timeout', %(ms)s, false)"
+    return Query(
+        name="session_idle_timeout",
+        sql=sql,
+        params={"ms": f"{int(seconds * 1000)}ms"},
+        row=scalar_row,
+        prepare=False,
+    )
+
+
 # -- the workers registry and the leader --------------------------------------------------------
 
 
@@ -428,3 +440,12 @@ def database_now(st: Statements) -> Query[datetime]:
 
 def notification_queue_usage(st: Statements) -> Query[float]:
     return st.query("notification_queue_usage", None, scalar_row)
+
+
+def notification_queue_blockers(st: Statements) -> Query[tuple[int, str, bool]]:
+    """(pid, application_name, terminated) of sessions stuck sending to their client."""
+
+    def build(pid: int, application_name: str, terminated: bool) -> tuple[int, str, bool]:
+        return (pid, application_name, terminated)
+
+    return st.query("notification_queue_blockers", None, args_row(build), prepare=False)

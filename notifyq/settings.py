@@ -27,6 +27,7 @@ DEFAULT_FLUSH_BATCH = 200
 DEFAULT_CLAIM_LINGER = 0.001
 DEFAULT_POOL_MAX = 10
 DEFAULT_LEADER_TICK = 0.5
+DEFAULT_LEADER_IDLE_TIMEOUT = 10.0
 DEFAULT_RESCUE_GRACE = 10.0
 DEFAULT_DEAD_CONFIRM = 1.0
 DEFAULT_RETENTION_SUCCEEDED = 86_400.0
@@ -92,6 +93,9 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # False: this worker never leads (another process runs the maintenance)
     leader: bool = True
     leader_tick: Annotated[float, msgspec.Meta(gt=0, le=60)] = DEFAULT_LEADER_TICK
+    # the server closes a leader session that has not ticked for this long (a frozen process), so
+    # another worker can lead; keep it well above leader_tick and any single maintenance step
+    leader_idle_timeout: Annotated[float, msgspec.Meta(ge=1, le=3600)] = DEFAULT_LEADER_IDLE_TIMEOUT
     # after gaining leadership (e.g. after a database restart dropped every advisory lock), wait this
     # long before treating a free worker lock as a dead worker: workers need time to re-take them
     rescue_grace: Annotated[float, msgspec.Meta(ge=0, le=3600)] = DEFAULT_RESCUE_GRACE
@@ -104,6 +108,8 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     notify_queue_warn: Annotated[float, msgspec.Meta(gt=0, le=1)] = DEFAULT_NOTIFY_QUEUE_WARN
 
     def __post_init__(self) -> None:
+        if self.leader_idle_timeout < 2 * self.leader_tick:
+            raise ConfigError("leader_idle_timeout", "must be at least twice leader_tick")
         if not self.queues:
             raise ConfigError("queues", "at least one queue is required")
         for queue in self.queues:

@@ -27,6 +27,7 @@ class Elector:
         worker_id: uuid.UUID,
         maintenance: Maintenance,
         tick: float,
+        idle_timeout: float | None = None,
     ) -> None:
         self.settings = settings
         self.statements = queries.statements(settings.schema)
@@ -34,6 +35,9 @@ class Elector:
         self.worker_id = worker_id
         self.maintenance = maintenance
         self.tick = tick
+        # the session runs a statement every tick; one silent for idle_timeout belongs to a frozen
+        # process (SIGSTOP, a blocked event loop): the server closes it and the lock goes free
+        self.idle_timeout = idle_timeout
         self.is_leader = False
         self.terms = 0
         self.connection_lost = False
@@ -42,7 +46,9 @@ class Elector:
         """Campaign forever; lead while the lock is held; start over when the connection drops."""
         while True:
             try:
-                session = await db.session_connection(self.settings, role="leader")
+                session = await db.session_connection(
+                    self.settings, role="leader", idle_timeout=self.idle_timeout
+                )
                 async with session:
                     await self._campaign(session)
             except psycopg.OperationalError as exc:

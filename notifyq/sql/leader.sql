@@ -107,3 +107,14 @@ SELECT now();
 
 -- name: notification_queue_usage
 SELECT pg_notification_queue_usage();
+
+-- name: notification_queue_blockers
+-- Run when the notification queue is filling. A session that LISTENs and stopped reading holds the
+-- queue's tail; its backend then waits on ClientWrite, sending notifications nobody reads. notifyq's
+-- own listeners among them belong to frozen worker processes: they are terminated (the worker, if
+-- it ever runs again, reconnects and claims at once; its jobs are rescued meanwhile). Other sessions
+-- are only named: they are not ours to end.
+SELECT pid, application_name,
+       CASE WHEN application_name = 'notifyq listener' THEN pg_terminate_backend(pid) ELSE false END
+FROM pg_stat_activity
+WHERE wait_event = 'ClientWrite' AND pid <> pg_backend_pid();

@@ -135,6 +135,7 @@ class Worker:
             worker_id=self.id,
             maintenance=self.maintenance,
             tick=cfg.leader_tick,
+            idle_timeout=cfg.leader_idle_timeout,
         )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:

@@ -182,6 +182,48 @@ async def test_the_guard_reads_the_notification_queue_usage(client: Client) -> N
     assert 0.0 <= usage < 0.5
 
 
+async def test_the_guard_ends_a_stuck_notifyq_listener_and_names_other_blockers(
+    database_url: str, client: Client, aconn: psycopg.AsyncConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def connect(name: str) -> psycopg.AsyncConnection:
+        return await psycopg.AsyncConnection.connect(database_url, autocommit=True, application_name=name)
+
+    stuck, other = await connect("notifyq listener"), await connect("someone else")
+    try:
+        pids = {stuck.info.backend_pid, other.info.backend_pid}
+        for conn in (stuck, other):
+            await conn.execute("LISTEN flood")
+        # neither reads: once their socket buffers are full their backends block sending, and the
+        # notification queue can no longer drop what they have not read
+        await aconn.execute(
+            "SELECT pg_notify('flood', repeat('x', 4000) || i) FROM generate_series(1, 5000) i"
+        )
+
+        async def blocked() -> bool:
+            cur = await aconn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'ClientWrite' AND pid = ANY(%s)",
+                (list(pids),),
+            )
+            return (await cur.fetchone()) == (2,)
+
+        await wait_until(blocked)
+        guard = NotifyQueueGuard(pool=client.pool, statements=client.statements, warn_at=1e-9)
+        assert await guard.run_once() > 0
+        assert guard.terminated == 1
+
+        async def ended() -> bool:
+            cur = await aconn.execute("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", (list(pids),))
+            return {r[0] for r in await cur.fetchall()} == {other.info.backend_pid}
+
+        await wait_until(ended)
+        assert f"other sessions blocked sending to their client: {other.info.backend_pid} (someone else)" in (
+            caplog.text
+        )
+    finally:
+        await stuck.close()
+        await other.close()
+
+
 async def test_the_registry_lists_running_workers_and_forgets_stopped_ones(
     settings: Settings, registry: Registry
 ) -> None:

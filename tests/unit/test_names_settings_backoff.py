@@ -58,6 +58,9 @@ def test_settings_from_env_reads_prefixed_variables_and_database_url_fallback() 
         ({"NOTIFYQ_POLL_INTERVAL": "-1"}, "poll_interval"),
         ({"NOTIFYQ_QUEUES": "ok,bad queue"}, "queues"),
         ({"NOTIFYQ_QUEUES": "a,a"}, "queues"),
+        ({"NOTIFYQ_LEADER_IDLE_TIMEOUT": "0.5"}, "leader_idle_timeout"),
+        ({"NOTIFYQ_LEADER_TICK": "1", "NOTIFYQ_LEADER_IDLE_TIMEOUT": "1.5"}, "leader_idle_timeout"),
+        ({"NOTIFYQ_CLAIM_LINGER": "2"}, "claim_linger"),
     ],
 )
 def test_bad_worker_settings_fail_naming_the_field(env: dict[str, str], field: str) -> None:
