@@ -2,9 +2,12 @@
 
 `scripts/faults [--seconds 60] [--quick]`. Faults, in a bounded loop: SIGKILL a worker (the leader
 among them), terminate listener and pool backends, restart PostgreSQL (only the embedded server this
-run started), block a worker's event loop longer than its lease. Invariants at the end: every job
-enqueued exists and succeeded (none lost, none stuck); every job ran at least once; each extra run is
-explained by a recorded rescue in its error history; the fleet still runs new jobs afterwards.
+run started), block a worker's event loop longer than its lease, freeze a worker while a flood of
+notifications fills the queue, freeze the leader. Worker processes run with wall clocks an hour off
+(libfaketime, where installed). Invariants at the end: every job enqueued exists and succeeded (none
+lost, none stuck); every job ran at least once; each extra run is explained by a recorded rescue in
+its error history; every cron slot of the run was enqueued exactly once; the fleet still runs new
+jobs afterwards.
 """
 
 from __future__ import annotations
@@ -13,55 +16,21 @@ import argparse
 import os
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import psycopg
 
 from notifyq import JobSpec, Settings, SyncClient, devdb
 from notifyq.migrate import migrate_sync
 from tests.faults import tasks  # registers the tasks, so enqueue by name routes to their queue
+from tests.faults.fleet import LEASE, Run, log, sql, start_worker
+from tests.faults.freeze import freeze_leader, freeze_worker_under_a_flood
 
-ROOT = Path(__file__).resolve().parents[2]
-LEASE = "3"
-
-
-@dataclass
-class Run:
-    server: devdb.DevDatabase
-    url: str
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    faults: Counter[str] = field(default_factory=Counter)
-    enqueued: list[int] = field(default_factory=list)
-
-
-def log(message: str) -> None:
-    sys.stderr.write(f"[faults {time.strftime('%H:%M:%S')}] {message}\n")
-
-
-def start_worker(run: Run) -> None:
-    env = {**os.environ, "DATABASE_URL": run.url, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "notifyq.cli.worker", "tests.faults.tasks", "--queues", "faults"]
-    cmd += ["--concurrency", "8", "--lease", LEASE, "--poll-interval", "2", "--log-level", "ERROR"]
-    run.workers.append(subprocess.Popen(cmd, env=env, cwd=ROOT))
-
-
-def sql(url: str, query: str) -> list[tuple[object, ...]]:
-    for attempt in range(30):
-        try:
-            with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-                cur = conn.execute(query)  # type: ignore[arg-type]
-                return cur.fetchall() if cur.description else []
-        except psycopg.OperationalError:
-            if attempt == 29:
-                raise
-            time.sleep(0.2)
-    return []
+# faults injected once per run (each takes seconds), the others three times
+ONCE = ("freeze a worker under a flood", "freeze the leader")
 
 
 def produce(run: Run, seconds: float, stop: threading.Event) -> None:
@@ -100,6 +69,10 @@ def inject(run: Run, kind: str) -> None:
                      f" WHERE application_name = '{name}' AND pid <> pg_backend_pid()")  # fmt: skip
     elif kind == "restart postgres":
         devdb.restart(run.server)
+    elif kind == "freeze a worker under a flood":
+        freeze_worker_under_a_flood(run)
+    elif kind == "freeze the leader":
+        freeze_leader(run)
     elif kind == "block event loop":
         with SyncClient(Settings(database_url=run.url)) as client:
             payload = {"n": -len(run.enqueued), "seconds": 2 * int(LEASE)}
@@ -108,14 +81,15 @@ def inject(run: Run, kind: str) -> None:
 
 def check(run: Run) -> list[str]:
     """The invariants; returns the broken ones (empty: all hold)."""
-    problems = []
-    rows = sql(run.url, "SELECT status::text, count(*) FROM notifyq.jobs GROUP BY 1")
+    problems = list(run.problems)
+    produced = f"task <> '{tasks.tick.name}'"  # the producer's jobs; cron's are checked apart
+    rows = sql(run.url, f"SELECT status::text, count(*) FROM notifyq.jobs WHERE {produced} GROUP BY 1")
     statuses = {str(s): int(c) for s, c in rows}
     if statuses.get("succeeded", 0) != len(run.enqueued) or len(statuses) != 1:
         problems.append(
             f"every job should have succeeded exactly once: {statuses} for {len(run.enqueued)} enqueued"
         )
-    never = sql(run.url, "SELECT count(*) FROM notifyq.jobs j WHERE NOT EXISTS"
+    never = sql(run.url, f"SELECT count(*) FROM notifyq.jobs j WHERE {produced} AND NOT EXISTS"
                          " (SELECT 1 FROM fault_runs r JOIN notifyq.jobs k ON k.payload->>'n' = r.n::text"
                          " WHERE k.id = j.id)")  # fmt: skip
     if never[0][0]:
@@ -128,6 +102,29 @@ def check(run: Run) -> list[str]:
     )
     if unexplained[0][0]:
         problems.append(f"{unexplained[0][0]} jobs ran more often than their rescues explain")
+    return problems + check_cron(run)
+
+
+def cron_slots(run: Run) -> list[datetime]:
+    keys = sql(run.url, f"SELECT idempotency_key FROM notifyq.jobs WHERE task = '{tasks.tick.name}'")
+    return sorted(datetime.fromisoformat(str(k).split(":", 2)[2]) for (k,) in keys)
+
+
+def check_cron(run: Run) -> list[str]:
+    """Every 2 s slot from the first enqueued to the last: enqueued once, and run."""
+    slots = cron_slots(run)
+    if len(slots) < 2:
+        return ["the cron task enqueued fewer than two slots"]
+    expected = int((slots[-1] - slots[0]) / timedelta(seconds=2)) + 1
+    problems = []
+    if len(set(slots)) != len(slots):
+        problems.append(f"cron slots enqueued twice: {len(slots) - len(set(slots))}")
+    if len(set(slots)) != expected:
+        problems.append(f"cron slots missing: {expected - len(set(slots))} of {expected}")
+    left = sql(run.url, f"SELECT count(*) FROM notifyq.jobs WHERE task = '{tasks.tick.name}'"
+                        " AND status NOT IN ('succeeded', 'queued', 'running')")  # fmt: skip
+    if left[0][0]:
+        problems.append(f"{left[0][0]} cron jobs did not succeed")
     return problems
 
 
@@ -178,16 +175,18 @@ def execute(run: Run, seconds: float) -> int:
     for _ in range(3):
         start_worker(run)
     stop = threading.Event()
-    producer = threading.Thread(target=produce, args=(run, seconds, stop))
+    # the producer runs until the last fault is done (bounded all the same)
+    producer = threading.Thread(target=produce, args=(run, seconds + 180, stop))
     producer.start()
-    started = time.monotonic()
     try:
-        order = kinds * int(seconds)
-        while time.monotonic() - started < seconds and order:
+        order = kinds * 3
+        for i, kind in enumerate(ONCE):
+            order.insert((i + 1) * len(order) // (len(ONCE) + 1), kind)
+        for kind in order:
             time.sleep(seconds / (len(kinds) * 3))
-            kind = order.pop(0)
             log(f"fault: {kind}")
             inject(run, kind)
+        stop.set()
         producer.join()
         finished = wait_done(run, 120)
         fleet_ok = recovered(run, 60)
@@ -210,6 +209,11 @@ def report(run: Run, problems: list[str]) -> None:
     print(f"faults injected     {sum(run.faults.values())}: {dict(run.faults)}")
     print(f"handler runs        {runs[0]} for {runs[1]} jobs ({int(runs[0]) - int(runs[1])} duplicates)")
     print(f"jobs with a rescue  {rescues} (every duplicate is one of these)")
+    slots = cron_slots(run)
+    print(f"cron slots          {len(slots)} (every 2 s, each enqueued once, none missing)")
+    print(f"clock skews         {dict(run.skews) or 'none (libfaketime is not installed)'}")
+    for what, values in run.timings.items():
+        print(f"{what:<27} {', '.join(f'{v:.1f}' for v in values)}")
     print("invariants          " + ("all hold" if not problems else "BROKEN"))
     for problem in problems:
         print(f"  - {problem}")

@@ -33,3 +33,9 @@ async def block_loop(payload: dict[str, int]) -> None:
         ).fetchone()
     if row is not None and row[0] == 0:
         time.sleep(payload["seconds"])  # noqa: ASYNC251 - the fault under test: a blocked event loop
+
+
+@notifyq.periodic("*/2 * * * * *", queue="faults", catch_up="all")
+async def tick() -> None:
+    """A cron slot every 2 s: the run checks that each slot between the first and the last was
+    enqueued exactly once, through leader kills, freezes and a restarted database."""

@@ -1,5 +1,6 @@
 """The quick fault run as a test: kills, terminated backends, a PostgreSQL restart, a blocked event
-loop, under load; every invariant must hold (see tests/faults/run.py and docs/reliability.md)."""
+loop, a frozen worker under a notification flood, a frozen leader, skewed worker clocks, cron, all
+under load; every invariant must hold (see tests/faults/run.py and docs/reliability.md)."""
 
 from __future__ import annotations
 
