@@ -8,7 +8,8 @@ claim comes back short, the queues were empty as of that claim: it publishes its
 inserted while it published, and only then sleeps.
 
 Linger: while jobs stream in (a claim returned several jobs, or two claims in a row returned
-some), a short claim is followed by another after `linger` (1 ms) instead of publishing demand.
+some, or a notification woke the worker within two lingers of its going to sleep), a short claim
+is followed by another after `linger` (1 ms) instead of publishing demand.
 Under a steady stream the worker then never asks for notifications, so producers send none and
 take no NOTIFY lock, and each claim takes a batch; a job arriving in that gap waits at most
 `linger`. A single job now and then never lingers: its notification wakes the worker, as before.
@@ -110,7 +111,11 @@ class Claimer:
                 log.warning("claim failed (%s); retrying in %.2fs", exc, error_delay)
                 await self.waker.wait(error_delay)
                 continue
+            slept = anyio.current_time()
             await self.waker.wait(self.poll_interval)
+            # woken within two lingers of going to sleep: jobs come about as fast as a claim cycle,
+            # so the next claim's jobs count as a stream
+            had_jobs = anyio.current_time() - slept < 2 * self.linger
 
     async def _confirm_empty(self) -> bool:
         """Publish demand, then claim once more; True if the queues are still empty."""
