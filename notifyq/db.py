@@ -9,9 +9,15 @@ application's own psycopg adaptation is left alone).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import anyio
 import orjson
+import psycopg
+import psycopg.errors
 from psycopg import AsyncConnection, Connection
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -19,17 +25,40 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from notifyq import queries
 from notifyq.settings import Settings
 
+log = logging.getLogger("notifyq.db")
+
 # psycopg's default: prepare a statement server-side after it ran this many times on a connection
 PREPARE_THRESHOLD = 5
 POOL_OPEN_TIMEOUT = 30.0
 # a session connection (LISTEN, advisory locks) must notice a dead peer even while it only waits:
 # TCP keepalives declare it dead after about idle + interval * count = 20 s of silence
 SESSION_KEEPALIVES: dict[str, Any] = {
+    "connect_timeout": 10,
     "keepalives": 1,
     "keepalives_idle": 5,
     "keepalives_interval": 5,
     "keepalives_count": 3,
 }
+
+
+class NoAnswer(psycopg.OperationalError):
+    """PostgreSQL did not answer within a client-side deadline: a link that went silent.
+
+    Keepalives cannot see every such link (a NAT or load balancer that lost its flows still answers
+    them), so each of the worker's statements has a deadline of its own. A psycopg.OperationalError,
+    so every caller retries it like a dropped connection; psycopg closes the connection it cancelled
+    and the pool replaces it.
+    """
+
+
+@contextmanager
+def answer_within(seconds: float) -> Iterator[None]:
+    """Raise NoAnswer if the block (a statement, with its wait for a pooled connection) runs longer."""
+    try:
+        with anyio.fail_after(seconds):
+            yield
+    except TimeoutError as exc:
+        raise NoAnswer(f"no answer from PostgreSQL within {seconds:g}s") from exc
 
 
 def _prepare_threshold(settings: Settings) -> int | None:
@@ -102,9 +131,21 @@ async def session_connection(
     )
     use_orjson(conn)
     if idle_timeout is not None:
-        # a statement, not the `options` connection parameter, which would replace the URL's own
-        await queries.fetch_all(conn, queries.session_idle_timeout(idle_timeout))
+        await _set_idle_timeout(conn, idle_timeout)
     return conn
+
+
+async def _set_idle_timeout(conn: AsyncConnection[Any], seconds: float) -> None:
+    # a statement, not the `options` connection parameter, which would replace the URL's own
+    try:
+        await queries.fetch_all(conn, queries.session_idle_timeout(seconds))
+    except psycopg.errors.UndefinedObject:
+        # PostgreSQL before 14: no idle_session_timeout; a frozen leader then keeps its lock until
+        # its connection dies (keepalives), as before
+        log.warning("PostgreSQL %s has no idle_session_timeout", conn.info.server_version)
+    except BaseException:
+        await conn.close()
+        raise
 
 
 async def direct_connection(settings: Settings) -> AsyncConnection[Any]:

@@ -386,6 +386,10 @@ def worker_lock(st: Statements, *, lock_key: int) -> Query[Any]:
     return st.query("worker_lock", {"lock_key": lock_key}, scalar_row)
 
 
+def worker_lock_takeover(st: Statements, *, lock_key: int) -> Query[Any]:
+    return st.query("worker_lock_takeover", {"lock_key": lock_key}, scalar_row, prepare=False)
+
+
 def worker_beat(st: Statements, *, worker_id: uuid.UUID) -> Query[Any]:
     return st.query("worker_beat", {"id": worker_id}, scalar_row)
 
@@ -443,9 +447,13 @@ def notification_queue_usage(st: Statements) -> Query[float]:
 
 
 def notification_queue_blockers(st: Statements) -> Query[tuple[int, str, bool]]:
-    """(pid, application_name, terminated) of sessions stuck sending to their client."""
+    """(pid, application_name, ours) of sessions stuck sending to their client."""
 
-    def build(pid: int, application_name: str, terminated: bool) -> tuple[int, str, bool]:
-        return (pid, application_name, terminated)
+    def build(pid: int, application_name: str, ours: bool) -> tuple[int, str, bool]:
+        return (pid, application_name, ours)
 
     return st.query("notification_queue_blockers", None, args_row(build), prepare=False)
+
+
+def backends_terminate(st: Statements, *, pids: Sequence[int]) -> Query[Any]:
+    return st.query("backends_terminate", {"pids": list(pids)}, scalar_row, prepare=False)

@@ -25,6 +25,7 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_FLUSH_INTERVAL = 0.005
 DEFAULT_FLUSH_BATCH = 200
 DEFAULT_CLAIM_LINGER = 0.001
+DEFAULT_DB_TIMEOUT = 10.0
 DEFAULT_POOL_MAX = 10
 DEFAULT_LEADER_TICK = 0.5
 DEFAULT_LEADER_IDLE_TIMEOUT = 10.0
@@ -89,6 +90,9 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # while jobs keep arriving (claims came back with jobs), an empty claim is retried after this
     # long instead of asking producers for a notification; 0 turns it off (see claimer.py)
     claim_linger: Annotated[float, msgspec.Meta(ge=0, le=1)] = DEFAULT_CLAIM_LINGER
+    # a worker statement (and its wait for a pooled connection) unanswered this long is abandoned
+    # and retried on a new connection: a link that went silent without closing
+    db_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=3600)] = DEFAULT_DB_TIMEOUT
     # -- leader election and maintenance (notifyq/leader) ------------------------------------------
     # False: this worker never leads (another process runs the maintenance)
     leader: bool = True

@@ -17,6 +17,8 @@ from notifyq.settings import Settings
 
 log = logging.getLogger("notifyq.leader")
 
+DEFAULT_DEADLINE = 10.0
+
 
 class Elector:
     def __init__(
@@ -38,6 +40,9 @@ class Elector:
         # the session runs a statement every tick; one silent for idle_timeout belongs to a frozen
         # process (SIGSTOP, a blocked event loop): the server closes it and the lock goes free
         self.idle_timeout = idle_timeout
+        # a statement of the elector's (maintenance included) unanswered this long means a silent link:
+        # by then the server has closed an idle leader session anyway
+        self.deadline = idle_timeout or DEFAULT_DEADLINE
         self.is_leader = False
         self.terms = 0
         self.connection_lost = False
@@ -52,8 +57,7 @@ class Elector:
                 async with session:
                     await self._campaign(session)
             except psycopg.OperationalError as exc:
-                if self.is_leader:
-                    log.warning("leader %s lost its connection (%s); stepping down", self.worker_id, exc)
+                log.info("worker %s: leader session lost (%s); campaigning again", self.worker_id, exc)
                 self.is_leader = False
                 self.connection_lost = True
                 await anyio.sleep(self.tick)
@@ -62,7 +66,9 @@ class Elector:
         query = queries.leader_try_lock(self.statements, key=names.leader_lock_key(self.settings.schema))
         # polled, not awaited: a blocking pg_advisory_lock would hide a dead connection from us
         while True:
-            if await queries.fetch_one(session, query):
+            with db.answer_within(self.deadline):
+                locked = await queries.fetch_one(session, query)
+            if locked:
                 await self._lead(session)
             await anyio.sleep(self.tick)
 
@@ -72,11 +78,17 @@ class Elector:
         self.maintenance.start_leading(after_connection_loss=self.connection_lost)
         log.info("worker %s is now the leader", self.worker_id)
         try:
-            async with self.pool.connection() as conn:
-                await queries.fetch_all(conn, queries.leader_mark(self.statements, worker_id=self.worker_id))
+            with db.answer_within(self.deadline):
+                async with self.pool.connection() as conn:
+                    mark = queries.leader_mark(self.statements, worker_id=self.worker_id)
+                    await queries.fetch_all(conn, mark)
             while True:
-                await queries.fetch_all(session, queries.session_check())
+                with db.answer_within(self.deadline):
+                    await queries.fetch_all(session, queries.session_check())
                 await self.maintenance.run_due(session)
                 await anyio.sleep(self.tick)
+        except psycopg.OperationalError as exc:
+            log.warning("leader %s lost its session (%s); stepping down", self.worker_id, exc)
+            raise
         finally:
             self.is_leader = False

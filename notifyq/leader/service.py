@@ -11,7 +11,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from notifyq import queries, tasks
+from notifyq import db, queries, tasks
 from notifyq.leader.cron import Cron
 from notifyq.leader.prune import Pruner
 from notifyq.leader.rescue import Rescuer
@@ -50,6 +50,9 @@ class Maintenance:
             "guard": GUARD_INTERVAL,
         }
         self._next_run: dict[str, float] = {}
+        # one service's statements may take this long; the leader session, idle meanwhile, is closed
+        # by the server after leader_idle_timeout, so each service starts with a round trip on it
+        self.deadline = config.leader_idle_timeout
 
     def start_leading(self, *, after_connection_loss: bool) -> None:
         self.rescuer.start_leading(after_connection_loss=after_connection_loss)
@@ -63,7 +66,9 @@ class Maintenance:
                 continue
             self._next_run[name] = now + interval
             try:
-                await self._service(name, session)()
+                with db.answer_within(self.deadline):
+                    await queries.fetch_all(session, queries.session_check())
+                    await self._service(name, session)()
             except psycopg.Error as exc:
                 if session.broken or session.closed:
                     raise

@@ -6,8 +6,21 @@ INSERT INTO {schema}.workers (id, host, pid, queues, concurrency, lock_key)
 VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s::text[], %(concurrency)s, %(lock_key)s)
 ON CONFLICT (id) DO UPDATE SET last_beat_at = now();
 
+-- name: worker_lock_takeover
+-- Run by a reconnecting listener before it takes its worker's liveness lock. If the old link went
+-- silent without closing (a NAT or load balancer lost the flow), the server still runs the old
+-- session, which holds the lock and would never let go: whoever holds this worker's own key in this
+-- database is that stale session of ours, so end it. A no-op on a first connect.
+SELECT pg_terminate_backend(l.pid)
+FROM pg_locks l
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND ((l.classid::bigint << 32) | l.objid::bigint) = %(lock_key)s
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.pid <> pg_backend_pid();
+
 -- name: worker_lock
--- Blocks while the leader's probe holds the lock for an instant.
+-- Blocks while the leader's probe holds the lock for an instant (or a stale session of ours, ended
+-- just before, exits).
 SELECT pg_advisory_lock(%(lock_key)s);
 
 -- name: worker_beat
@@ -110,11 +123,14 @@ SELECT pg_notification_queue_usage();
 
 -- name: notification_queue_blockers
 -- Run when the notification queue is filling. A session that LISTENs and stopped reading holds the
--- queue's tail; its backend then waits on ClientWrite, sending notifications nobody reads. notifyq's
--- own listeners among them belong to frozen worker processes: they are terminated (the worker, if
--- it ever runs again, reconnects and claims at once; its jobs are rescued meanwhile). Other sessions
--- are only named: they are not ours to end.
-SELECT pid, application_name,
-       CASE WHEN application_name = 'notifyq listener' THEN pg_terminate_backend(pid) ELSE false END
+-- queue's tail; its backend then waits on ClientWrite, sending notifications nobody reads. `ours`:
+-- a notifyq listener in this database whose role we may signal (the guard ends those it sees stuck
+-- twice in a row); the others are only named.
+SELECT pid, coalesce(application_name, ''),
+       application_name = 'notifyq listener' AND datname = current_database()
+           AND pg_has_role(usesysid, 'MEMBER') AS ours
 FROM pg_stat_activity
 WHERE wait_event = 'ClientWrite' AND pid <> pg_backend_pid();
+
+-- name: backends_terminate
+SELECT pg_terminate_backend(pid) FROM unnest(%(pids)s::int[]) AS pid;

@@ -29,7 +29,7 @@ import anyio
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from notifyq import queries
+from notifyq import db, queries
 from notifyq.models import ClaimedJob
 from notifyq.worker.executor import Executor
 from notifyq.worker.waker import Waker
@@ -50,6 +50,7 @@ class Claimer:
         lease: float,
         poll_interval: float,
         linger: float = 0.0,
+        db_timeout: float = 10.0,
         executor: Executor,
         waker: Waker,
         publish_demand: bool = True,
@@ -62,6 +63,7 @@ class Claimer:
         self.lease = lease
         self.poll_interval = poll_interval
         self.linger = linger
+        self.db_timeout = db_timeout
         self.executor = executor
         self.waker = waker
         self.claims = 0
@@ -78,12 +80,11 @@ class Claimer:
             limit=limit,
             lease=self.lease,
         )
-        async with self.pool.connection() as conn:
-            jobs = await queries.fetch_all(conn, query)
+        with db.answer_within(self.db_timeout):
+            async with self.pool.connection() as conn:
+                jobs = await queries.fetch_all(conn, query)
         self.claims += 1
         self.claimed += len(jobs)
-        if self.observe is not None:
-            self.observe(jobs)
         return jobs
 
     async def run(self) -> None:
@@ -95,16 +96,18 @@ class Claimer:
             self.waker.clear()
             try:
                 jobs = await self._claim_and_start(free)
-                error_delay = 0.05
                 if len(jobs) >= free:
-                    had_jobs = True
+                    had_jobs, error_delay = True, 0.05
                     continue  # a full batch: more may be waiting
                 streaming = self.linger > 0 and (len(jobs) > 1 or (had_jobs and bool(jobs)))
                 had_jobs = bool(jobs)
                 if streaming:
+                    error_delay = 0.05
                     await self.waker.wait(self.linger)
                     continue
-                if not await self._confirm_empty():
+                empty = await self._confirm_empty()
+                error_delay = 0.05  # reset only after a whole cycle went through
+                if not empty:
                     continue
             except psycopg.Error as exc:
                 error_delay = min(error_delay * 2, MAX_ERROR_DELAY)
@@ -122,8 +125,9 @@ class Claimer:
         if not self.publish_demand:
             return True
         query = queries.queue_wait(self.statements, worker=self.worker_id, queues=self.queues)
-        async with self.pool.connection() as conn:
-            await queries.fetch_all(conn, query)
+        with db.answer_within(self.db_timeout):
+            async with self.pool.connection() as conn:
+                await queries.fetch_all(conn, query)
         return not await self._claim_and_start(self.executor.free)
 
     async def _claim_and_start(self, free: int) -> list[ClaimedJob]:
@@ -133,4 +137,6 @@ class Claimer:
             jobs = await self.run_once(free)
             for job in jobs:
                 self.executor.start(job)
+        if self.observe is not None:  # metrics, after the jobs are safely started
+            self.observe(jobs)
         return jobs

@@ -16,7 +16,7 @@ import anyio
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from notifyq import queries
+from notifyq import db, queries
 from notifyq.models import JobResult, Outcome
 
 log = logging.getLogger("notifyq.worker.completer")
@@ -34,6 +34,7 @@ class Completer:
         flush_interval: float,
         flush_batch: int,
         on_written: Callable[[JobResult], None] | None = None,
+        db_timeout: float = 10.0,
     ) -> None:
         self.pool = pool
         self.statements = statements
@@ -41,6 +42,7 @@ class Completer:
         self.flush_interval = flush_interval
         self.flush_batch = flush_batch
         self.on_written = on_written
+        self.db_timeout = db_timeout
         self.buffer: list[JobResult] = []
         self.written = 0
         self.lost = 0
@@ -68,8 +70,9 @@ class Completer:
             return 0
         try:
             query = queries.job_finish_many(self.statements, worker=self.worker_id, results=batch)
-            async with self.pool.connection() as conn:
-                done = set(await queries.fetch_all(conn, query))
+            with db.answer_within(self.db_timeout):
+                async with self.pool.connection() as conn:
+                    done = set(await queries.fetch_all(conn, query))
         except BaseException:
             self.buffer[:0] = batch
             self._pending.set()

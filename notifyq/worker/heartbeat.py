@@ -16,7 +16,7 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from notifyq import queries
+from notifyq import db, queries
 
 log = logging.getLogger("notifyq.worker.heartbeat")
 
@@ -36,20 +36,23 @@ class Heartbeat:
         worker_id: uuid.UUID,
         lease: float,
         held: Callable[[], list[tuple[int, int]]],
+        db_timeout: float = 10.0,
     ) -> None:
         self.pool = pool
         self.statements = statements
         self.worker_id = worker_id
         self.lease = lease
         self.held = held
+        self.db_timeout = db_timeout
 
     async def run_once(self) -> Beat:
         held = self.held()
         if not held:
             return Beat(extended=0, lost=[], cancel_requested=[])
         query = queries.lease_extend_many(self.statements, worker=self.worker_id, held=held, lease=self.lease)
-        async with self.pool.connection() as conn:
-            states = await queries.fetch_all(conn, query)
+        with db.answer_within(self.db_timeout):
+            async with self.pool.connection() as conn:
+                states = await queries.fetch_all(conn, query)
         alive = {s.job_id for s in states}
         return Beat(
             extended=len(states),

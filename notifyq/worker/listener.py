@@ -39,6 +39,7 @@ class Listener:
         on_cancel: Callable[[int], None],
         reconnect_max_delay: float,
         on_connect: Callable[[AsyncConnection[Any]], Any] | None = None,
+        db_timeout: float = 10.0,
     ) -> None:
         self.settings = settings
         self.queue_channels = tuple(queue_channels)
@@ -47,6 +48,7 @@ class Listener:
         self.on_cancel = on_cancel
         self.reconnect_max_delay = reconnect_max_delay
         self.on_connect = on_connect
+        self.db_timeout = db_timeout
         self.connects = 0
         self.notifications = 0
         self._conn: AsyncConnection[Any] | None = None
@@ -95,7 +97,9 @@ class Listener:
         while True:
             async for notify in conn.notifies(timeout=LIVENESS_INTERVAL):
                 self._handle(notify.channel, notify.payload)
-            await queries.fetch_all(conn, queries.session_check())
+            # a link that went silent without closing never ends notifies(), but fails this
+            with db.answer_within(self.db_timeout):
+                await queries.fetch_all(conn, queries.session_check())
 
     def _handle(self, channel: str, payload: str) -> None:
         self.notifications += 1

@@ -101,7 +101,7 @@ class _LiveCollector(Collector):
         yield GaugeMetricFamily("notifyq_worker_is_leader", "1 while this worker leads", value=int(leading))
         if leading:
             yield GaugeMetricFamily(
-                "notifyq_notification_queue_usage",
+                "notifyq_worker_notification_queue_usage",
                 "pg_notification_queue_usage() at the leader's last check",
                 value=w.maintenance.guard.usage,
             )

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from notifyq import names, queries
+from notifyq import db, names, queries
 
 log = logging.getLogger("notifyq.worker.registration")
 
@@ -35,6 +35,7 @@ class Registration:
         queues: Sequence[str],
         concurrency: int,
         beat_interval: float,
+        db_timeout: float = 10.0,
     ) -> None:
         self.pool = pool
         self.statements = statements
@@ -42,11 +43,16 @@ class Registration:
         self.queues = list(queues)
         self.concurrency = concurrency
         self.beat_interval = beat_interval
+        self.db_timeout = db_timeout
         self.lock_key = names.worker_lock_key(worker_id)
 
     async def on_listener_connect(self, conn: AsyncConnection[Any]) -> None:
         """Take the liveness lock on the listening session, then (re)write the registry row."""
-        await queries.fetch_all(conn, queries.worker_lock(self.statements, lock_key=self.lock_key))
+        with db.answer_within(self.db_timeout):
+            await queries.fetch_all(
+                conn, queries.worker_lock_takeover(self.statements, lock_key=self.lock_key)
+            )
+            await queries.fetch_all(conn, queries.worker_lock(self.statements, lock_key=self.lock_key))
         register = queries.worker_register(
             self.statements,
             worker_id=self.worker_id,
@@ -60,10 +66,11 @@ class Registration:
 
     async def run_once(self) -> bool:
         """Record a beat; False if the row is gone (the leader judged this worker dead)."""
-        async with self.pool.connection() as conn:
-            rows = await queries.fetch_all(
-                conn, queries.worker_beat(self.statements, worker_id=self.worker_id)
-            )
+        with db.answer_within(self.db_timeout):
+            async with self.pool.connection() as conn:
+                rows = await queries.fetch_all(
+                    conn, queries.worker_beat(self.statements, worker_id=self.worker_id)
+                )
         return bool(rows)
 
     async def run(self) -> None:

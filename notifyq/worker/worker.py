@@ -95,7 +95,7 @@ class Worker:
         cfg = self.config
         self.completer = Completer(
             pool=self.pool, statements=st, worker_id=self.id, flush_interval=cfg.flush_interval,
-            flush_batch=cfg.flush_batch, on_written=self._on_written,
+            flush_batch=cfg.flush_batch, on_written=self._on_written, db_timeout=cfg.db_timeout,
         )  # fmt: skip
         metrics = self.metrics
         self.executor = Executor(
@@ -105,7 +105,7 @@ class Worker:
         self.claimer = Claimer(
             pool=self.pool, statements=st, worker_id=self.id, queues=cfg.queues, lease=cfg.lease,
             poll_interval=cfg.poll_interval, linger=cfg.claim_linger if cfg.listen else 0.0,
-            executor=self.executor, waker=self.waker,
+            db_timeout=cfg.db_timeout, executor=self.executor, waker=self.waker,
             publish_demand=cfg.listen, observe=metrics.claimed if metrics else None,
         )  # fmt: skip
         self.heartbeat = Heartbeat(
@@ -114,10 +114,11 @@ class Worker:
             worker_id=self.id,
             lease=cfg.lease,
             held=self.executor.held,
+            db_timeout=cfg.db_timeout,
         )
         self.registration = Registration(
             pool=self.pool, statements=st, worker_id=self.id, queues=cfg.queues,
-            concurrency=cfg.concurrency, beat_interval=cfg.heartbeat_interval,
+            concurrency=cfg.concurrency, beat_interval=cfg.heartbeat_interval, db_timeout=cfg.db_timeout,
         )  # fmt: skip
         self.listener = Listener(
             self.settings,
@@ -127,6 +128,7 @@ class Worker:
             on_cancel=self._on_cancel,
             reconnect_max_delay=cfg.reconnect_max_delay,
             on_connect=self.registration.on_listener_connect,
+            db_timeout=cfg.db_timeout,
         )
         self.maintenance = Maintenance(pool=self.pool, statements=st, registry=registry, config=cfg)
         self.elector = Elector(

@@ -12,9 +12,11 @@ from tests.faults.fleet import Run, leader_pid, log, sql, wait_for
 # 5,000 notifications of 4 KB: 20 MB, far more than a socket buffer holds, so the frozen worker's
 # listener backend blocks sending (ClientWrite) and the notification queue cannot drop them
 FLOOD = "SELECT pg_notify('{channel}', 'flood ' || i || repeat('x', 4000)) FROM generate_series(1, 5000) i"
-STUCK_LISTENERS = (
-    "SELECT count(*) FROM pg_stat_activity"
-    " WHERE application_name = 'notifyq listener' AND wait_event = 'ClientWrite'"
+# the victim's listener backend: the session holding its worker's liveness lock
+LISTENER_OF = (
+    "SELECT l.pid FROM pg_locks l JOIN notifyq.workers w"
+    " ON ((l.classid::bigint << 32) | l.objid::bigint) = w.lock_key"
+    " WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted AND w.pid = {pid}"
 )
 
 
@@ -22,27 +24,33 @@ def freeze_worker_under_a_flood(run: Run) -> None:
     """Stop a follower, flood its queue's channel; the leader's guard must end the stuck listener."""
     leader = leader_pid(run)
     victim = random.choice([p for p in run.workers if p.pid != leader] or run.workers)
+    listener = sql(run.url, LISTENER_OF.format(pid=victim.pid))
+    if not listener:
+        run.problems.append(f"worker {victim.pid} holds no liveness lock")
+        return
+    backend = int(str(listener[0][0]))
     victim.send_signal(signal.SIGSTOP)
     try:
         sql(run.url, FLOOD.format(channel=names.queue_channel("notifyq", "faults")))
-        if wait_for(lambda: _stuck_count(run) > 0, 15) is None:
+        if wait_for(lambda: _waiting(run, backend) == "ClientWrite", 15) is None:
             run.problems.append("a frozen worker's listener never blocked on the flood")
             return
         usage = sql(run.url, "SELECT pg_notification_queue_usage()")[0][0]
-        ended = wait_for(lambda: _stuck_count(run) == 0, 30)  # the guard checks every 10 s
+        # the guard checks every 10 s and ends a listener seen stuck twice in a row
+        ended = wait_for(lambda: _waiting(run, backend) is None, 40)
         if ended is None:
-            run.problems.append("the leader's guard did not end a stuck listener within 30 s")
+            run.problems.append("the leader's guard did not end a stuck listener within 40 s")
             return
         run.timings.setdefault("stuck listener ended (s)", []).append(ended)
-        log(
-            f"  notification queue {float(str(usage)):.2%} full; the guard ended the listener in {ended:.1f}s"
-        )
+        log(f"  notification queue {float(str(usage)):.2%} full; guard ended the listener in {ended:.1f}s")
     finally:
         victim.send_signal(signal.SIGCONT)
 
 
-def _stuck_count(run: Run) -> int:
-    return int(str(sql(run.url, STUCK_LISTENERS)[0][0]))
+def _waiting(run: Run, backend: int) -> str | None:
+    """The backend's wait event ('' when not waiting); None once it is gone."""
+    rows = sql(run.url, f"SELECT coalesce(wait_event, '') FROM pg_stat_activity WHERE pid = {backend}")
+    return str(rows[0][0]) if rows else None
 
 
 def freeze_leader(run: Run) -> None:

@@ -111,7 +111,8 @@ def cron_slots(run: Run) -> list[datetime]:
 
 
 def check_cron(run: Run) -> list[str]:
-    """Every 2 s slot from the first enqueued to the last: enqueued once, and run."""
+    """Every 2 s slot from the first enqueued to the last: enqueued, and run. (Twice is impossible
+    while the unique index on idempotency keys stands; the check would catch its loss.)"""
     slots = cron_slots(run)
     if len(slots) < 2:
         return ["the cron task enqueued fewer than two slots"]
