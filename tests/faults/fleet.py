@@ -21,6 +21,8 @@ LEADER_IDLE_TIMEOUT = "2"
 # the notification-queue guard acts past this fraction (8 MB of the 8 GB queue): the run's flood
 # of 20 MB crosses it, the production default (50 %) would take hours of flooding
 GUARD_AT = "0.001"
+# a statement unanswered this long is abandoned (the silent-link fault lasts longer)
+DB_TIMEOUT = "2"
 # worker processes run with their wall clocks this far off (libfaketime), in turn
 SKEWS = ("-1h", "+0", "+1h")
 FAKETIME = next(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"), None)  # Debian's faketime
@@ -37,6 +39,9 @@ class Run:
     # what the freeze faults measured, and what went wrong during a fault
     timings: dict[str, list[float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # one worker at a time reaches PostgreSQL through the fault proxy (`proxied_url`)
+    proxied_url: str | None = None
+    proxied: subprocess.Popen[bytes] | None = None
 
 
 def log(message: str) -> None:
@@ -44,8 +49,12 @@ def log(message: str) -> None:
 
 
 def start_worker(run: Run) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": run.url, "PYTHONPATH": str(ROOT)}
+    """A worker process; it goes through the fault proxy when no live worker does."""
+    through_proxy = run.proxied_url is not None and (run.proxied is None or run.proxied.poll() is not None)
+    url = run.proxied_url if through_proxy and run.proxied_url else run.url
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
     env |= {"NOTIFYQ_LEADER_IDLE_TIMEOUT": LEADER_IDLE_TIMEOUT, "NOTIFYQ_NOTIFY_QUEUE_WARN": GUARD_AT}
+    env |= {"NOTIFYQ_DB_TIMEOUT": DB_TIMEOUT}
     if FAKETIME is not None:
         skew = SKEWS[sum(run.skews.values()) % len(SKEWS)]
         run.skews[skew] += 1
@@ -54,6 +63,8 @@ def start_worker(run: Run) -> subprocess.Popen[bytes]:
     cmd += ["--concurrency", "8", "--lease", LEASE, "--poll-interval", "2", "--log-level", "ERROR"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
     run.workers.append(proc)
+    if through_proxy:
+        run.proxied = proc
     return proc
 
 

@@ -3,22 +3,25 @@
 `scripts/faults [--seconds 60] [--quick]`. Faults, in a bounded loop: SIGKILL a worker (the leader
 among them), terminate listener and pool backends, restart PostgreSQL (only the embedded server this
 run started), block a worker's event loop longer than its lease, freeze a worker while a flood of
-notifications fills the queue, freeze the leader. Worker processes run with wall clocks an hour off
-(libfaketime, where installed). Invariants at the end: every job enqueued exists and succeeded (none
-lost, none stuck); every job ran at least once; each extra run is explained by a recorded rescue in
-its error history; every cron slot of the run was enqueued exactly once; the fleet still runs new
-jobs afterwards.
+notifications fills the queue, freeze the leader, and slow, reset and silence the links of the one
+worker that reaches PostgreSQL through a loopback fault proxy. Worker processes run with wall
+clocks an hour off (libfaketime, where installed). Invariants at the end: every job enqueued exists
+and succeeded (none lost, none stuck); every job ran at least once; each extra run is explained by
+a recorded rescue in its error history; every cron slot of the run was enqueued exactly once; the
+fleet still runs new jobs afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import psycopg
@@ -28,9 +31,12 @@ from notifyq.migrate import migrate_sync
 from tests.faults import tasks  # registers the tasks, so enqueue by name routes to their queue
 from tests.faults.fleet import LEASE, Run, log, sql, start_worker
 from tests.faults.freeze import freeze_leader, freeze_worker_under_a_flood
+from tests.faults.links import inject_link_fault, link_proxy
 
 # faults injected once per run (each takes seconds), the others three times
 ONCE = ("freeze a worker under a flood", "freeze the leader")
+# on the links of the one worker that goes through the fault proxy (tests/faults/links.py)
+LINK_FAULTS = ["slow link", "reset link", "silent link"]
 
 
 def produce(run: Run, seconds: float, stop: threading.Event) -> None:
@@ -47,9 +53,11 @@ def produce(run: Run, seconds: float, stop: threading.Event) -> None:
             time.sleep(0.005)
 
 
-def inject(run: Run, kind: str) -> None:
+def inject(run: Run, kind: str, link_fault: Callable[[str], None]) -> None:
     run.faults[kind] += 1
-    if kind == "kill worker":
+    if kind in LINK_FAULTS:
+        link_fault(kind)
+    elif kind == "kill worker":
         victim = random.choice(run.workers)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
@@ -168,7 +176,13 @@ def execute(run: Run, seconds: float) -> int:
         conn.execute(
             "CREATE TABLE fault_runs (n int NOT NULL, pid int NOT NULL, at timestamptz DEFAULT now())"
         )
+    with link_proxy(run) as (portal, proxy):
+        return under_faults(run, seconds, functools.partial(inject_link_fault, portal, proxy))
+
+
+def under_faults(run: Run, seconds: float, link_fault: Callable[[str], None]) -> int:
     kinds = ["kill worker", "kill leader", "terminate listeners", "terminate pools", "block event loop"]
+    kinds += LINK_FAULTS
     if run.server.source == "embedded":
         kinds.append("restart postgres")
     else:
@@ -186,7 +200,7 @@ def execute(run: Run, seconds: float) -> int:
         for kind in order:
             time.sleep(seconds / (len(kinds) * 3))
             log(f"fault: {kind}")
-            inject(run, kind)
+            inject(run, kind, link_fault)
         stop.set()
         producer.join()
         finished = wait_done(run, 120)
