@@ -9,10 +9,12 @@ ON CONFLICT (id) DO UPDATE SET last_beat_at = now();
 -- name: worker_lock_takeover
 -- Run by a reconnecting listener before it takes its worker's liveness lock. If the old link went
 -- silent without closing (a NAT or load balancer lost the flow), the server still runs the old
--- session, which holds the lock and would never let go: whoever holds this worker's own key in this
--- database is that stale session of ours, so end it. A no-op on a first connect.
+-- session, which holds the lock and would never let go: the listener session holding this worker's
+-- own key in this database is that stale session of ours, so end it (not the leader's session, whose
+-- rescue probe holds the key for an instant). A no-op on a first connect.
 SELECT pg_terminate_backend(l.pid)
 FROM pg_locks l
+JOIN pg_stat_activity a ON a.pid = l.pid AND a.application_name = 'notifyq listener'
 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
   AND ((l.classid::bigint << 32) | l.objid::bigint) = %(lock_key)s
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
