@@ -124,11 +124,17 @@ class Claimer:
         """Publish demand, then claim once more; True if the queues are still empty."""
         if not self.publish_demand:
             return True
+        await self.arm()
+        return not await self._claim_and_start(self.executor.free)
+
+    async def arm(self) -> None:
+        """Publish this worker's demand: from the commit on, inserts into its queues notify it."""
+        if not self.publish_demand:
+            return
         query = queries.queue_wait(self.statements, worker=self.worker_id, queues=self.queues)
         with db.answer_within(self.db_timeout):
             async with self.pool.connection() as conn:
                 await queries.fetch_all(conn, query)
-        return not await self._claim_and_start(self.executor.free)
 
     async def _claim_and_start(self, free: int) -> list[ClaimedJob]:
         # shielded: a claim the database committed must reach the executor, or its jobs would sit

@@ -141,13 +141,16 @@ class Worker:
         )
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Run until stopped; `task_status.started()` once LISTEN is in place."""
+        """Run until stopped; `task_status.started()` once LISTEN and its demand are in place."""
         if self._own_pool:
             await self.pool.open(wait=True)
         try:
             async with anyio.create_task_group() as services:
                 # even a poll-only worker keeps the session: it holds the liveness lock and hears cancels
                 await services.start(self.listener.run)
+                # demand published before "started": any insert from then on notifies this worker,
+                # and the first claim finds whatever was committed before
+                await self.claimer.arm()
                 services.start_soon(self.completer.run)
                 services.start_soon(self.heartbeat.run, self._on_beat)
                 services.start_soon(self.registration.run)

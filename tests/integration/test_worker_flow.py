@@ -75,6 +75,8 @@ async def test_while_jobs_stream_in_the_worker_lingers_instead_of_asking_for_not
         return row is not None and bool(row[0])
 
     async with running_worker(settings, registry, poll_interval=60, claim_linger=1.0) as worker:
+        # past its first claim and the confirming one: asleep, armed, woken only by notifications
+        await wait_until(lambda: worker.claimer.claims >= 2)
         await wait_until(armed)
         # several jobs in one claim: jobs are streaming, so after them the worker claims again
         # after its linger rather than publishing its demand at once
