@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from bench.common import QUEUE, done_count, execute, log, reset, wait, workers
-from notifyq import Client, JobSpec, Settings, SyncClient
+from notifyq import Client, JobSpec, Settings, SyncClient, names
 
 BULK_BATCH = 10_000
 
@@ -74,7 +74,7 @@ def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, A
                     rate, count = anyio.run(single_job_rate, url, producers, seconds)
                     rates.setdefault(key, []).append(rate)
                     # let the worker finish before the reset; the idle one is told to by hand
-                    execute(url, f"SELECT pg_notify('notifyq:{QUEUE}', '')")
+                    execute(url, f"SELECT pg_notify('{names.queue_channel('notifyq', QUEUE)}', '')")
                     wait(lambda c=count: done_count(url) >= c, 120, "the workers to catch up")
     execute(url, "ALTER TABLE notifyq.jobs ENABLE TRIGGER jobs_notify")
     reset(url)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import orjson
@@ -26,6 +26,8 @@ from notifyq import queries
 from notifyq.settings import Settings
 
 log = logging.getLogger("notifyq.db")
+
+R = TypeVar("R")
 
 # psycopg's default: prepare a statement server-side after it ran this many times on a connection
 PREPARE_THRESHOLD = 5
@@ -59,6 +61,13 @@ def answer_within(seconds: float) -> Iterator[None]:
             yield
     except TimeoutError as exc:
         raise NoAnswer(f"no answer from PostgreSQL within {seconds:g}s") from exc
+
+
+async def fetch_all_within(pool: AsyncConnectionPool, query: queries.Query[R], seconds: float) -> list[R]:
+    """Run `query` on a pooled connection; NoAnswer if it (with the wait for the connection) takes longer."""
+    with answer_within(seconds):
+        async with pool.connection() as conn:
+            return await queries.fetch_all(conn, query)
 
 
 def _prepare_threshold(settings: Settings) -> int | None:

@@ -89,6 +89,11 @@ class ClaimedJob(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     lease_expires_at: datetime
 
+    def waited(self, lease: float) -> float:
+        """Seconds from due (run_at) to claimed, on the database clock: the claim set
+        lease_expires_at = now() + lease."""
+        return max((self.lease_expires_at - self.run_at).total_seconds() - lease, 0.0)
+
 
 class Outcome(enum.StrEnum):
     """What a worker writes back for a job it ran."""

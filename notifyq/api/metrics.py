@@ -53,9 +53,7 @@ class Metrics:
             self.claim_batch.observe(len(jobs))
         for job in jobs:
             self.started.labels(job.queue).inc()
-            # started_at on the database clock is the lease expiry minus the lease
-            waited = (job.lease_expires_at - job.run_at).total_seconds() - lease_seconds
-            self.start_latency.labels(job.queue).observe(max(waited, 0.0))
+            self.start_latency.labels(job.queue).observe(job.waited(lease_seconds))
 
     def render(self, stats: Sequence[QueueStats], usage: float, notifications: int) -> bytes:
         for s in stats:

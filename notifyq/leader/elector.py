@@ -17,8 +17,6 @@ from notifyq.settings import Settings
 
 log = logging.getLogger("notifyq.leader")
 
-DEFAULT_DEADLINE = 10.0
-
 
 class Elector:
     def __init__(
@@ -29,7 +27,7 @@ class Elector:
         worker_id: uuid.UUID,
         maintenance: Maintenance,
         tick: float,
-        idle_timeout: float | None = None,
+        idle_timeout: float,
     ) -> None:
         self.settings = settings
         self.statements = queries.statements(settings.schema)
@@ -38,11 +36,9 @@ class Elector:
         self.maintenance = maintenance
         self.tick = tick
         # the session runs a statement every tick; one silent for idle_timeout belongs to a frozen
-        # process (SIGSTOP, a blocked event loop): the server closes it and the lock goes free
+        # process (SIGSTOP, a blocked event loop): the server closes it and the lock goes free. A
+        # statement of ours unanswered that long is a silent link, and the session is as good as gone
         self.idle_timeout = idle_timeout
-        # a statement of the elector's (maintenance included) unanswered this long means a silent link:
-        # by then the server has closed an idle leader session anyway
-        self.deadline = idle_timeout or DEFAULT_DEADLINE
         self.is_leader = False
         self.terms = 0
         self.connection_lost = False
@@ -66,7 +62,7 @@ class Elector:
         query = queries.leader_try_lock(self.statements, key=names.leader_lock_key(self.settings.schema))
         # polled, not awaited: a blocking pg_advisory_lock would hide a dead connection from us
         while True:
-            with db.answer_within(self.deadline):
+            with db.answer_within(self.idle_timeout):
                 locked = await queries.fetch_one(session, query)
             if locked:
                 await self._lead(session)
@@ -78,12 +74,10 @@ class Elector:
         self.maintenance.start_leading(after_connection_loss=self.connection_lost)
         log.info("worker %s is now the leader", self.worker_id)
         try:
-            with db.answer_within(self.deadline):
-                async with self.pool.connection() as conn:
-                    mark = queries.leader_mark(self.statements, worker_id=self.worker_id)
-                    await queries.fetch_all(conn, mark)
+            mark = queries.leader_mark(self.statements, worker_id=self.worker_id)
+            await db.fetch_all_within(self.pool, mark, self.idle_timeout)
             while True:
-                with db.answer_within(self.deadline):
+                with db.answer_within(self.idle_timeout):
                     await queries.fetch_all(session, queries.session_check())
                 await self.maintenance.run_due(session)
                 await anyio.sleep(self.tick)

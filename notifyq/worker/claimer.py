@@ -80,9 +80,7 @@ class Claimer:
             limit=limit,
             lease=self.lease,
         )
-        with db.answer_within(self.db_timeout):
-            async with self.pool.connection() as conn:
-                jobs = await queries.fetch_all(conn, query)
+        jobs = await db.fetch_all_within(self.pool, query, self.db_timeout)
         self.claims += 1
         self.claimed += len(jobs)
         return jobs
@@ -132,9 +130,7 @@ class Claimer:
         if not self.publish_demand:
             return
         query = queries.queue_wait(self.statements, worker=self.worker_id, queues=self.queues)
-        with db.answer_within(self.db_timeout):
-            async with self.pool.connection() as conn:
-                await queries.fetch_all(conn, query)
+        await db.fetch_all_within(self.pool, query, self.db_timeout)
 
     async def _claim_and_start(self, free: int) -> list[ClaimedJob]:
         # shielded: a claim the database committed must reach the executor, or its jobs would sit

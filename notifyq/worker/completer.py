@@ -70,9 +70,7 @@ class Completer:
             return 0
         try:
             query = queries.job_finish_many(self.statements, worker=self.worker_id, results=batch)
-            with db.answer_within(self.db_timeout):
-                async with self.pool.connection() as conn:
-                    done = set(await queries.fetch_all(conn, query))
+            done = set(await db.fetch_all_within(self.pool, query, self.db_timeout))
         except BaseException:
             self.buffer[:0] = batch
             self._pending.set()

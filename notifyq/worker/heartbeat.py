@@ -50,9 +50,7 @@ class Heartbeat:
         if not held:
             return Beat(extended=0, lost=[], cancel_requested=[])
         query = queries.lease_extend_many(self.statements, worker=self.worker_id, held=held, lease=self.lease)
-        with db.answer_within(self.db_timeout):
-            async with self.pool.connection() as conn:
-                states = await queries.fetch_all(conn, query)
+        states = await db.fetch_all_within(self.pool, query, self.db_timeout)
         alive = {s.job_id for s in states}
         return Beat(
             extended=len(states),

@@ -63,9 +63,7 @@ class WorkerMetrics:
         self.claim_batch.observe(len(jobs))
         for job in jobs:
             self.started.labels(job.queue, job.task).inc()
-            # the claim set lease_expires_at = now() + lease, so this is now() - run_at on the database
-            waited = (job.lease_expires_at - job.run_at).total_seconds() - self.lease
-            self.start_latency.labels(job.queue).observe(max(waited, 0.0))
+            self.start_latency.labels(job.queue).observe(job.waited(self.lease))
 
     def finished_job(self, job: ClaimedJob, result: JobResult, seconds: float) -> None:
         self.finished.labels(job.queue, job.task, result.outcome.value).inc()

@@ -66,12 +66,8 @@ class Registration:
 
     async def run_once(self) -> bool:
         """Record a beat; False if the row is gone (the leader judged this worker dead)."""
-        with db.answer_within(self.db_timeout):
-            async with self.pool.connection() as conn:
-                rows = await queries.fetch_all(
-                    conn, queries.worker_beat(self.statements, worker_id=self.worker_id)
-                )
-        return bool(rows)
+        beat = queries.worker_beat(self.statements, worker_id=self.worker_id)
+        return bool(await db.fetch_all_within(self.pool, beat, self.db_timeout))
 
     async def run(self) -> None:
         while True:

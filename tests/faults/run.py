@@ -29,7 +29,7 @@ import psycopg
 from notifyq import JobSpec, Settings, SyncClient, devdb
 from notifyq.migrate import migrate_sync
 from tests.faults import tasks  # registers the tasks, so enqueue by name routes to their queue
-from tests.faults.fleet import LEASE, Run, log, sql, start_worker
+from tests.faults.fleet import LEASE, Run, leader_pid, log, sql, start_worker, wait_for
 from tests.faults.freeze import freeze_leader, freeze_worker_under_a_flood
 from tests.faults.links import inject_link_fault, link_proxy
 
@@ -64,8 +64,8 @@ def inject(run: Run, kind: str, link_fault: Callable[[str], None]) -> None:
         run.workers.remove(victim)
         start_worker(run)
     elif kind == "kill leader":
-        leader = sql(run.url, "SELECT pid FROM notifyq.workers WHERE leader_since IS NOT NULL")
-        victims = [p for p in run.workers if leader and p.pid == leader[0][0]]
+        leader = leader_pid(run)
+        victims = [p for p in run.workers if p.pid == leader]
         if victims:
             victims[0].send_signal(signal.SIGKILL)
             victims[0].wait(timeout=10)
@@ -146,13 +146,8 @@ def recovered(run: Run, timeout: float) -> bool:
 
 
 def wait_done(run: Run, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        left = sql(run.url, "SELECT count(*) FROM notifyq.jobs WHERE status <> 'succeeded'")
-        if not left[0][0]:
-            return True
-        time.sleep(0.2)
-    return False
+    left = "SELECT count(*) FROM notifyq.jobs WHERE status <> 'succeeded'"
+    return wait_for(lambda: not sql(run.url, left)[0][0], timeout) is not None
 
 
 def main() -> int:
