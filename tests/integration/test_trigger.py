@@ -47,6 +47,24 @@ async def test_no_notification_while_no_worker_waits_or_after_the_wake_grace(
     assert got == ["notifyq:a"]
 
 
+async def test_past_the_fast_path_each_queue_is_still_gated_on_its_own_waiters(
+    database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    """A waiter on queue b, or a scheduled row for b in the same statement, gets the trigger past
+    its early return (0007); the due job for a, whose queue nobody waits on, still notifies nobody."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
+        await listener.execute('LISTEN "notifyq:a"')
+        await listener.execute('LISTEN "notifyq:b"')
+        await aconn.execute(
+            "INSERT INTO notifyq.jobs (task, queue, run_at)"
+            " VALUES ('t', 'a', now()), ('t', 'b', now() + interval '30 seconds')"
+        )
+        await add_waiter(aconn, "b")
+        await aconn.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
+        got = [n.channel async for n in listener.notifies(timeout=0.5)]
+    assert got == ["notifyq:b"]
+
+
 async def test_an_idle_worker_publishes_demand_and_withdraws_it_on_stop(
     settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
 ) -> None:
