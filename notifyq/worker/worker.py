@@ -104,7 +104,7 @@ class Worker:
         )  # fmt: skip
         self.claimer = Claimer(
             pool=self.pool, statements=st, worker_id=self.id, queues=cfg.queues, lease=cfg.lease,
-            poll_interval=cfg.poll_interval, linger=cfg.claim_linger if cfg.listen else 0.0,
+            poll_interval=cfg.poll_interval, linger=cfg.claim_linger,
             db_timeout=cfg.db_timeout, executor=self.executor, waker=self.waker,
             publish_demand=cfg.listen, observe=metrics.claimed if metrics else None,
         )  # fmt: skip

@@ -93,6 +93,24 @@ async def test_while_jobs_stream_in_the_worker_lingers_instead_of_asking_for_not
     assert worker.claimer.claims - claims <= 3
 
 
+async def test_a_poll_only_worker_also_lingers_while_jobs_stream_in(
+    settings: Settings, registry: Registry, client: Client
+) -> None:
+    """Without LISTEN the linger still applies: a job arriving during a stream waits for the
+    linger, not for the poll (60 s here)."""
+
+    @registry.task
+    async def noop() -> None: ...
+
+    await client.enqueue_many([JobSpec(task=noop) for _ in range(3)])
+    async with running_worker(settings, registry, listen=False, poll_interval=60, claim_linger=2.0) as worker:
+        await wait_until(lambda: worker.counters.succeeded == 3)
+        # the first claim took several jobs: the worker claims again after its linger
+        job_id = await client.enqueue(noop)
+        await wait_until(lambda: worker.counters.succeeded == 4)
+    assert (await client.get(job_id)).status is JobStatus.SUCCEEDED
+
+
 async def test_cancel_queued_running_finished_and_unknown(
     settings: Settings, registry: Registry, client: Client
 ) -> None:
