@@ -60,9 +60,11 @@ def wait(predicate: Callable[[], bool], seconds: float, what: str) -> None:
 
 
 @contextmanager
-def workers(url: str, count: int, *args: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+def workers(
+    url: str, count: int, *args: str, env: dict[str, str] | None = None
+) -> Iterator[list[subprocess.Popen[bytes]]]:
     """`count` notifyq-worker processes on the bench queue, started and listening before the block."""
-    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT), **(env or {})}
     cmd = [
         sys.executable,
         "-m",

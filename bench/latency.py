@@ -2,19 +2,23 @@
 
 Producers enqueue one job per transaction at a fixed rate (each job has its slot in time, so a slow
 enqueue does not lower the offered rate); the payload carries the wall clock read just before the
-enqueue call, and the worker's claim records started_at on the database's clock (same machine),
-so latency = started_at - sent_at covers the insert, the commit, the wake-up and the claim.
+enqueue call, and the handler writes how long ago that was when it starts (bench/tasks.py; same
+machine, same clock), so latency covers the insert, the commit, the wake-up, the claim with its
+commit, and the hand-over to the handler. (The row's started_at, set when the claim statement
+begins, would leave out the claim's own commit.)
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
-import psycopg
 
 from bench.common import QUEUE, done_count, exactly_once, log, percentiles, reset, wait, workers
+from bench.tasks import STARTS_ENV
 from notifyq import Client, Settings
 
 MODES: dict[str, tuple[str, ...]] = {
@@ -44,32 +48,37 @@ async def produce(url: str, rate: float, seconds: float) -> float:
     return total / elapsed
 
 
-def latencies_ms(url: str) -> list[float]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT (extract(epoch FROM started_at) - (payload->>'sent_at')::float8) * 1000 FROM notifyq.jobs"
-        ).fetchall()
-    return sorted(float(r[0]) for r in rows)
+def take_latencies_ms(folder: Path) -> list[float]:
+    """The handlers' enqueue-to-start figures written so far, emptying the files for the next rate."""
+    values = []
+    for path in folder.glob("starts-*.txt"):
+        values += [float(line) * 1000 for line in path.read_text().split()]
+        path.write_text("")  # the worker appends (O_APPEND), so its next line lands at the start
+    return sorted(values)
 
 
 def run(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any]]:
     results = []
     for mode, args in MODES.items():
-        with workers(url, 1, "--concurrency", "100", *args):
+        with (
+            tempfile.TemporaryDirectory(prefix="notifyq-bench-") as folder,
+            workers(url, 1, "--concurrency", "100", *args, env={STARTS_ENV: folder}),
+        ):
             for rate in rates:
                 reset(url)
                 log(f"latency: {mode} at {rate:g} jobs/s for {seconds:g}s")
                 achieved = anyio.run(produce, url, rate, seconds)
                 total = int(rate * seconds)
                 wait(lambda t=total: done_count(url) >= t, 60, "jobs to finish")
-                values = latencies_ms(url)
+                values = take_latencies_ms(Path(folder))
                 results.append(
                     {
                         "mode": mode,
                         "rate": rate,
                         "achieved_rate": achieved,
                         "jobs": total,
-                        "exactly_once": exactly_once(url, total),
+                        # one handler start per job, too
+                        "exactly_once": exactly_once(url, total) and len(values) == total,
                         "latency_ms": percentiles(values),
                         "samples_ms": values,
                     }
