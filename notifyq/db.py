@@ -83,6 +83,11 @@ async def _configure_async(conn: AsyncConnection[Any]) -> None:
     use_orjson(conn)
 
 
+async def _configure_async_flush_later(conn: AsyncConnection[Any]) -> None:
+    use_orjson(conn)
+    await queries.fetch_all(conn, queries.synchronous_commit(on=False, local=False))
+
+
 def _configure_sync(conn: Connection[Any]) -> None:
     use_orjson(conn)
 
@@ -104,15 +109,23 @@ def _pool_options(settings: Settings, name: str) -> dict[str, Any]:
     }
 
 
-def async_pool(settings: Settings, *, name: str = "notifyq", check: bool = True) -> AsyncConnectionPool:
+def async_pool(
+    settings: Settings, *, name: str = "notifyq", check: bool = True, synchronous_commit: bool = True
+) -> AsyncConnectionPool:
     """An unopened pool; open it with `await pool.open(wait=True)` or `async with`.
 
     `check` tests each connection as it leaves the pool (one round trip), so a connection killed
     while idle is replaced instead of failing the caller. Clients want that; the worker, whose
     every part retries on errors, skips it on its hot path.
+
+    `synchronous_commit=False` (the worker's own pool, see WorkerSettings.synchronous_commit): the
+    pool's sessions commit without waiting for the WAL flush. Never behind PgBouncer in transaction
+    mode, where a session setting would carry over to other clients' transactions (enqueues).
     """
     check_fn = AsyncConnectionPool.check_connection if check else None
-    return AsyncConnectionPool(**_pool_options(settings, name), configure=_configure_async, check=check_fn)
+    flush_later = not synchronous_commit and not settings.pgbouncer
+    configure = _configure_async_flush_later if flush_later else _configure_async
+    return AsyncConnectionPool(**_pool_options(settings, name), configure=configure, check=check_fn)
 
 
 def sync_pool(settings: Settings, *, name: str = "notifyq-sync") -> ConnectionPool:

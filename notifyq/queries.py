@@ -358,6 +358,13 @@ def session_idle_timeout(seconds: float) -> Query[Any]:
     )
 
 
+def synchronous_commit(*, on: bool, local: bool) -> Query[Any]:
+    """Whether commits wait for their WAL flush, for this session or (`local`) this transaction."""
+    sql = b"SELECT set_config('synchronous_commit', %(value)s, %(local)s)"
+    params = {"value": "on" if on else "off", "local": local}
+    return Query(name="synchronous_commit", sql=sql, params=params, row=scalar_row, prepare=False)
+
+
 # -- the workers registry and the leader --------------------------------------------------------
 
 

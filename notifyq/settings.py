@@ -90,6 +90,12 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # while jobs keep arriving (claims came back with jobs), an empty claim is retried after this
     # long instead of asking producers for a notification; 0 turns it off (see claimer.py)
     claim_linger: Annotated[float, msgspec.Meta(ge=0, le=1)] = DEFAULT_CLAIM_LINGER
+    # False: the worker's own writes (claims, outcomes, lease renewals, maintenance) commit without
+    # waiting for their WAL flush, which takes a disk flush off the path of every job. A database
+    # crash can undo the last moments of them (3 x wal_writer_delay at most); the leases turn that
+    # into a rerun, as after any worker crash: at-least-once holds. Enqueues, cron's included,
+    # always wait for the flush. Ignored behind PgBouncer (pgbouncer=True) and with a pool passed in.
+    synchronous_commit: bool = False
     # a worker statement (and its wait for a pooled connection) unanswered this long is abandoned
     # and retried on a new connection: a link that went silent without closing
     db_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=3600)] = DEFAULT_DB_TIMEOUT

@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--claim-linger", type=float, help="re-claim delay while jobs stream in, s; 0: off (default: 0.001)"
     )
+    p.add_argument(
+        "--synchronous-commit",
+        action="store_true",
+        help="the worker's own writes wait for their WAL flush (default: off; enqueues always do)",
+    )
     p.add_argument("--database-url", help="PostgreSQL URL (default: NOTIFYQ_DATABASE_URL, DATABASE_URL)")
     p.add_argument("--schema", help="notifyq's schema (default: notifyq)")
     p.add_argument(
@@ -67,6 +72,7 @@ def configs(args: argparse.Namespace) -> tuple[Settings, WorkerSettings]:
         shutdown_timeout=args.shutdown_timeout,
         listen=False if args.no_listen else None,
         claim_linger=args.claim_linger,
+        synchronous_commit=True if args.synchronous_commit else None,
     )
     return settings, worker
 

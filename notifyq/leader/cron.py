@@ -3,7 +3,8 @@
 Exactly once rests on Postgres: a slot's job carries the idempotency key `cron:<task>:<slot>`, and
 the unique index on that key makes a second insert (an overlapping leader, a retried tick) a
 no-op. `cron_state` remembers the last slot handled per task so catch-up after downtime knows what
-was missed; a task seen for the first time starts from now.
+was missed; a task seen for the first time starts from now. The inserts and the state's advance
+commit together, and wait for their WAL flush.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ class Cron:
         schedules = list(self.registry.schedules.values())
         if not schedules:
             return []
-        async with self.pool.connection() as conn:
+        # one transaction that waits for its flush: the worker's pool may not (synchronous_commit),
+        # and a slot's job, like every enqueue, must survive a crash once cron_state says it is done
+        async with self.pool.connection() as conn, conn.transaction():
+            await queries.fetch_all(conn, queries.synchronous_commit(on=True, local=True))
             if now is None:
                 now = await queries.fetch_one(conn, queries.database_now(self.statements))
                 assert now is not None

@@ -84,7 +84,12 @@ class Worker:
         self.counters = WorkerCounters()
         self.waker = Waker()
         self._own_pool = pool is None
-        self.pool = pool or db.async_pool(settings, name=f"notifyq-worker-{self.id}", check=False)
+        self.pool = pool or db.async_pool(
+            settings,
+            name=f"notifyq-worker-{self.id}",
+            check=False,
+            synchronous_commit=self.config.synchronous_commit,
+        )
         self._claim_scope = anyio.CancelScope()
         self._hurry = anyio.Event()
         self._build_parts(registry, queries.statements(settings.schema))
