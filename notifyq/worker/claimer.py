@@ -9,10 +9,12 @@ inserted while it published, and only then sleeps.
 
 Linger: while jobs stream in (a claim returned several jobs, or two claims in a row returned
 some, or a notification woke the worker within two lingers of its going to sleep), a short claim
-is followed by another after `linger` (1 ms) instead of publishing demand.
+is followed by another after `linger` (1 ms) instead of publishing demand; the stream ends only
+after STREAM_PATIENCE lingers in a row (10 ms) found nothing.
 Under a steady stream the worker then never asks for notifications, so producers send none and
 take no NOTIFY lock, and each claim takes a batch; a job arriving in that gap waits at most
 `linger`. A single job now and then never lingers: its notification wakes the worker, as before.
+A poll-only worker (no LISTEN) lingers the same way, so a stream does not wait for its poll.
 
 A job committed by a producer that checked for waiters before this worker published, and became
 visible only after its confirming claim, is found by the next notification on the queue or by the
@@ -22,8 +24,10 @@ poll: `poll_interval` (5 s by default) bounds that rare miss.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import anyio
 import psycopg
@@ -37,6 +41,39 @@ from notifyq.worker.waker import Waker
 log = logging.getLogger("notifyq.worker.claimer")
 
 MAX_ERROR_DELAY = 5.0
+# a stream ends only after this many lingers in a row found nothing: producers pausing for a moment
+# (a commit waiting for the disk, a busy CPU) then do not make the worker publish its demand, which
+# would cost them a burst of notifying commits (WAKE_GRACE, migrations/0004) for nothing
+STREAM_PATIENCE = 10
+
+
+@dataclass(slots=True)
+class _Stream:
+    """Whether jobs are streaming in, as far as the claims tell; all on anyio's clock."""
+
+    linger: float
+    had_jobs: bool = False  # the previous claim returned jobs
+    until: float = -math.inf  # a short claim before this is followed by a linger, not by demand
+
+    def full(self) -> None:
+        self.had_jobs = True
+        self._extend()
+
+    def after_short_claim(self, claimed: int) -> bool:
+        """Note a claim that came back short; True if the next claim should follow a linger."""
+        if claimed > 1 or (self.had_jobs and claimed > 0):
+            self._extend()
+        self.had_jobs = claimed > 0
+        return anyio.current_time() < self.until
+
+    def woke(self, slept_for: float) -> None:
+        # woken within two lingers of going to sleep: jobs come about as fast as a claim cycle, so
+        # the next claim's jobs count as a stream
+        self.had_jobs = slept_for < 2 * self.linger
+
+    def _extend(self) -> None:
+        if self.linger > 0:
+            self.until = anyio.current_time() + STREAM_PATIENCE * self.linger
 
 
 class Claimer:
@@ -88,18 +125,17 @@ class Claimer:
     async def run(self) -> None:
         """Claim until cancelled (the worker cancels it to stop claiming)."""
         error_delay = 0.05
-        had_jobs = False  # the previous claim returned jobs
+        stream = _Stream(self.linger)
         while True:
             free = await self.executor.wait_for_capacity()
             self.waker.clear()
             try:
                 jobs = await self._claim_and_start(free)
                 if len(jobs) >= free:
-                    had_jobs, error_delay = True, 0.05
+                    stream.full()
+                    error_delay = 0.05
                     continue  # a full batch: more may be waiting
-                streaming = self.linger > 0 and (len(jobs) > 1 or (had_jobs and bool(jobs)))
-                had_jobs = bool(jobs)
-                if streaming:
+                if stream.after_short_claim(len(jobs)):
                     error_delay = 0.05
                     await self.waker.wait(self.linger)
                     continue
@@ -114,9 +150,7 @@ class Claimer:
                 continue
             slept = anyio.current_time()
             await self.waker.wait(self.poll_interval)
-            # woken within two lingers of going to sleep: jobs come about as fast as a claim cycle,
-            # so the next claim's jobs count as a stream
-            had_jobs = anyio.current_time() - slept < 2 * self.linger
+            stream.woke(anyio.current_time() - slept)
 
     async def _confirm_empty(self) -> bool:
         """Publish demand, then claim once more; True if the queues are still empty."""

@@ -74,7 +74,8 @@ async def test_while_jobs_stream_in_the_worker_lingers_instead_of_asking_for_not
         row = await cur.fetchone()
         return row is not None and bool(row[0])
 
-    async with running_worker(settings, registry, poll_interval=60, claim_linger=1.0) as worker:
+    # a linger of 0.5 s: the stream ends after STREAM_PATIENCE (10) empty lingers, 5 s
+    async with running_worker(settings, registry, poll_interval=60, claim_linger=0.5) as worker:
         # past its first claim and the confirming one: asleep, armed, woken only by notifications
         await wait_until(lambda: worker.claimer.claims >= 2)
         await wait_until(armed)
@@ -82,9 +83,13 @@ async def test_while_jobs_stream_in_the_worker_lingers_instead_of_asking_for_not
         # after its linger rather than publishing its demand at once
         await client.enqueue_many([JobSpec(task=noop) for _ in range(3)])
         await wait_until(lambda: worker.counters.succeeded == 3)
+        claims = worker.claimer.claims
+        # two lingers' claims found nothing, about 1 s into the stream's 5 s of patience: a
+        # pause that short does not end the stream, so it still asks for no notifications
+        await wait_until(lambda: worker.claimer.claims >= claims + 2)
         assert not await armed()
-        # the linger's claim comes back empty: the stream has stopped, it asks for notifications again
-        await wait_until(armed, seconds=10)
+        # ten empty lingers in a row: the stream has stopped, it asks for notifications again
+        await wait_until(armed, seconds=15)
         claims = worker.claimer.claims
         job_id = await client.enqueue(noop)
         await wait_until(lambda: worker.counters.succeeded == 4)
