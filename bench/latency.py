@@ -21,10 +21,12 @@ from bench.common import QUEUE, done_count, exactly_once, log, percentiles, rese
 from bench.tasks import STARTS_ENV
 from notifyq import Client, Settings
 
+# the polling modes are plain polling: without the claim linger, with which a polling worker also
+# streams jobs that arrive faster than every 10 ms (STREAM_PATIENCE lingers) and so stops polling
 MODES: dict[str, tuple[str, ...]] = {
     "listen/notify": ("--poll-interval", "5"),
-    "poll 1s": ("--no-listen", "--poll-interval", "1"),
-    "poll 100ms": ("--no-listen", "--poll-interval", "0.1"),
+    "poll 1s": ("--no-listen", "--poll-interval", "1", "--claim-linger", "0"),
+    "poll 100ms": ("--no-listen", "--poll-interval", "0.1", "--claim-linger", "0"),
 }
 PRODUCERS = 8
 
