@@ -10,6 +10,7 @@ application's own psycopg adaptation is left alone).
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -70,6 +71,35 @@ async def fetch_all_within(pool: AsyncConnectionPool, query: queries.Query[R], s
             return await queries.fetch_all(conn, query)
 
 
+def _has_input(conn: AsyncConnection[Any] | Connection[Any]) -> bool:
+    """Whether an idle pooled connection has something to read: only a server that ended the
+    session (its FATAL error, then EOF) sends anything unasked to a connection that does not LISTEN."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.OperationalError):
+        return True
+    return bool(readable)
+
+
+async def _check_async(conn: AsyncConnection[Any]) -> None:
+    """The pool's check, with a round trip only for a connection with unasked input.
+
+    A terminated backend or a restarted server leaves its error or EOF on the socket, which a
+    non-blocking look sees; only then does the round trip run (and raise, so the pool replaces
+    the connection). A live connection costs no round trip on the way out of the pool, which
+    would otherwise be a second one on every enqueue.
+    """
+    if _has_input(conn):
+        await AsyncConnectionPool.check_connection(conn)
+
+
+def _check_sync(conn: Connection[Any]) -> None:
+    if _has_input(conn):
+        ConnectionPool.check_connection(conn)
+
+
 def _prepare_threshold(settings: Settings) -> int | None:
     return None if settings.pgbouncer else PREPARE_THRESHOLD
 
@@ -114,24 +144,23 @@ def async_pool(
 ) -> AsyncConnectionPool:
     """An unopened pool; open it with `await pool.open(wait=True)` or `async with`.
 
-    `check` tests each connection as it leaves the pool (one round trip), so a connection killed
-    while idle is replaced instead of failing the caller. Clients want that; the worker, whose
-    every part retries on errors, skips it on its hot path.
+    `check` tests each connection as it leaves the pool (`_check_async`: a look at its socket, and
+    a round trip when the server sent something), so a connection killed while idle is replaced
+    instead of failing the caller. Clients want that; the worker, whose every part retries on
+    errors, skips it on its hot path.
 
     `synchronous_commit=False` (the worker's own pool, see WorkerSettings.synchronous_commit): the
     pool's sessions commit without waiting for the WAL flush. Never behind PgBouncer in transaction
     mode, where a session setting would carry over to other clients' transactions (enqueues).
     """
-    check_fn = AsyncConnectionPool.check_connection if check else None
+    check_fn = _check_async if check else None
     flush_later = not synchronous_commit and not settings.pgbouncer
     configure = _configure_async_flush_later if flush_later else _configure_async
     return AsyncConnectionPool(**_pool_options(settings, name), configure=configure, check=check_fn)
 
 
 def sync_pool(settings: Settings, *, name: str = "notifyq-sync") -> ConnectionPool:
-    return ConnectionPool(
-        **_pool_options(settings, name), configure=_configure_sync, check=ConnectionPool.check_connection
-    )
+    return ConnectionPool(**_pool_options(settings, name), configure=_configure_sync, check=_check_sync)
 
 
 async def session_connection(

@@ -229,7 +229,8 @@ async def test_killed_pool_connections_do_not_stop_the_worker(
         await client.enqueue(noop)
         await wait_until(lambda: worker.counters.succeeded == 1)
         await aconn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            # waits for each backend to end (PG 14+): the client's next checkout then sees it gone
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         ids = await client.enqueue_many([JobSpec(task=noop) for _ in range(20)])
