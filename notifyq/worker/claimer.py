@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
+import anyio.lowlevel
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -175,4 +176,7 @@ class Claimer:
                 self.executor.start(job)
         if self.observe is not None:  # metrics, after the jobs are safely started
             self.observe(jobs)
+        if jobs:
+            # let the runners begin these handlers before this task prepares its next statement
+            await anyio.lowlevel.checkpoint()
         return jobs
