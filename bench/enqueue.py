@@ -91,8 +91,14 @@ def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, A
         for baseline in list(MODES)[1:]
         for p in (1, 8)
     }
+    # each round's own ratio at 8 producers: its modes ran side by side, minutes apart from the others
+    per_round = [
+        n / b
+        for n, b in zip(rates["8 producers, notify"], rates[f"8 producers, {SAME_WORKER}"], strict=True)
+    ]
     return {
         "single_job_rates": rates,
+        "notify_ratio_8_rounds": per_round,
         "best": best,
         "notify_ratios": ratios,
         "notify_ratio_1": ratios[f"{SAME_WORKER}, 1 producer"],

@@ -64,6 +64,9 @@ def render(results: dict[str, Any]) -> str:
             "no notify, 8 producers": e["notify_ratio_8"],
         }
         rows += [[f"ratio notify / {k}", f"{v:.2f}"] for k, v in ratios.items()]
+        if e.get("notify_ratio_8_rounds"):
+            rounds = ", ".join(f"{r:.2f}" for r in e["notify_ratio_8_rounds"])
+            rows += [["same-worker ratio at 8 producers, each round", rounds]]
         rows += [["bulk enqueue_many", f"{e['bulk_jobs_per_s']:,.0f}"]]
         parts.append(table("Enqueue (jobs/s, best of interleaved rounds)", ["case", "value"], rows))
     if "backlog" in results:

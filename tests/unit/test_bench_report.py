@@ -18,7 +18,7 @@ RESULTS = {
     "drain": [{"processes": 1, "jobs": 10, "seconds": 0.5, "jobs_per_s": 20.0, "exactly_once": False}],
     "enqueue": {
         "best": {"1 producers, notify": 10.0}, "notify_ratio_1": 0.5, "notify_ratio_8": 0.9,
-        "bulk_jobs_per_s": 100.0, "single_job_rates": {},
+        "bulk_jobs_per_s": 100.0, "single_job_rates": {}, "notify_ratio_8_rounds": [0.91, 0.87],
     },
     "backlog": [
         {"queued": 10, "cycle_ms": 2.0, "jobs_per_s": 50.0},
@@ -34,6 +34,7 @@ def test_render_shows_every_scenario_and_flags_a_failed_exactly_once_check() -> 
     for title in ("Latency", "Drain", "Enqueue", "Backlog", "Cost per job"):
         assert title in text
     assert "1.50x" in text
+    assert "0.91, 0.87" in text
     assert "NO" in text.split("Drain")[1].split("Enqueue")[0]
 
 
