@@ -269,9 +269,13 @@ def queue_stats(st: Statements) -> Query[QueueStats]:
 def job_claim_batch(
     st: Statements, *, worker: uuid.UUID, queues: Sequence[str], limit: int, lease: float
 ) -> Query[ClaimedJob]:
-    params = {"worker": worker, "queues": list(queues), "limit": limit, "lease": lease}
+    params: dict[str, Any] = {"worker": worker, "limit": limit, "lease": lease}
+    if len(queues) == 1:
+        name, params["queue"] = "job_claim_batch_one", queues[0]
+    else:
+        name, params["queues"] = "job_claim_batch", list(queues)
     # built directly (no msgspec.convert): the hot path, and every column already has its type
-    return st.query("job_claim_batch", params, kwargs_row(ClaimedJob))
+    return st.query(name, params, kwargs_row(ClaimedJob))
 
 
 def job_finish_many(st: Statements, *, worker: uuid.UUID, results: Sequence[JobResult]) -> Query[int]:

@@ -33,6 +33,30 @@ WHERE j.id = picked.id
 RETURNING j.id, j.queue, j.task, j.payload::text AS payload, j.attempts, j.max_attempts,
           j.priority, j.run_at, j.created_at, j.lease_expires_at;
 
+-- name: job_claim_batch_one
+-- The claim of a worker on one queue (the usual case): the same rows in the same order as
+-- job_claim_batch, without the per-queue LATERAL and its sort. Postgres re-plans the prepared
+-- many-queue form on every run (its generic plan looks dearer than the custom ones), about 0.2 ms
+-- per claim measured here; this form is cheap to plan either way.
+WITH picked AS MATERIALIZED (
+    SELECT id
+    FROM {schema}.jobs
+    WHERE status = 'queued' AND queue = %(queue)s AND run_at <= now()
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.jobs j
+SET status = 'running',
+    attempts = j.attempts + 1,
+    lease_holder = %(worker)s,
+    lease_expires_at = now() + make_interval(secs => %(lease)s),
+    started_at = now()
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.id, j.queue, j.task, j.payload::text AS payload, j.attempts, j.max_attempts,
+          j.priority, j.run_at, j.created_at, j.lease_expires_at;
+
 -- name: job_finish_many
 -- Writes a batch of outcomes. Requeued jobs due now (retry without delay, release on shutdown)
 -- notify their queue so another worker picks them up at once. Returns the ids written; a missing id
