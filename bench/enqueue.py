@@ -93,8 +93,7 @@ def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, A
     }
     # each round's own ratio at 8 producers: its modes ran side by side, minutes apart from the others
     per_round = [
-        n / b
-        for n, b in zip(rates["8 producers, notify"], rates[f"8 producers, {SAME_WORKER}"], strict=True)
+        n / b for n, b in zip(rates["8 producers, notify"], rates[f"8 producers, {SAME_WORKER}"], strict=True)
     ]
     return {
         "single_job_rates": rates,
