@@ -31,17 +31,24 @@ MODES: dict[str, tuple[str, ...]] = {
 PRODUCERS = 8
 
 
-async def produce(url: str, rate: float, seconds: float) -> float:
-    """Enqueue at `rate` for `seconds` from PRODUCERS concurrent producers; returns the achieved rate."""
+async def produce(url: str, rate: float, seconds: float, calls_ms: list[float] | None = None) -> float:
+    """Enqueue at `rate` for `seconds` from PRODUCERS concurrent producers; returns the achieved rate.
+
+    `calls_ms` receives how long each enqueue call took: the producer's own part (its insert and
+    commit) of the enqueue-to-start latency, which no worker can make shorter.
+    """
     total = int(rate * seconds)
     settings = Settings(database_url=url, pool_min_size=PRODUCERS, pool_max_size=PRODUCERS)
+    calls = [] if calls_ms is None else calls_ms
     async with Client(settings) as client:
         start = anyio.current_time() + 0.1
 
         async def producer(k: int) -> None:
             for i in range(k, total, PRODUCERS):
                 await anyio.sleep_until(start + i / rate)
-                await client.enqueue("noop", {"sent_at": time.time()}, queue=QUEUE)
+                sent_at = time.time()
+                await client.enqueue("noop", {"sent_at": sent_at}, queue=QUEUE)
+                calls.append((time.time() - sent_at) * 1000)
 
         async with anyio.create_task_group() as tg:
             for k in range(PRODUCERS):
@@ -69,7 +76,8 @@ def run(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any]]
             for rate in rates:
                 reset(url)
                 log(f"latency: {mode} at {rate:g} jobs/s for {seconds:g}s")
-                achieved = anyio.run(produce, url, rate, seconds)
+                calls: list[float] = []
+                achieved = anyio.run(produce, url, rate, seconds, calls)
                 total = int(rate * seconds)
                 wait(lambda t=total: done_count(url) >= t, 60, "jobs to finish")
                 values = take_latencies_ms(Path(folder))
@@ -82,6 +90,7 @@ def run(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any]]
                         # one handler start per job, too
                         "exactly_once": exactly_once(url, total) and len(values) == total,
                         "latency_ms": percentiles(values),
+                        "enqueue_call_ms": percentiles(sorted(calls)),
                         "samples_ms": values,
                     }
                 )
