@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from bench import backlog, cost, drain, enqueue, latency, report
-from bench.common import fresh_database, log
+from bench.common import fresh_database, log, settle
 from notifyq import devdb
 
 SCENARIOS = ("latency", "drain", "enqueue", "backlog", "cost")
@@ -41,19 +42,21 @@ def main() -> None:
 
 
 def _run(url: str, chosen: set[str], *, quick: bool, results: dict[str, Any]) -> None:
-    if "latency" in chosen:
-        results["latency"] = latency.run(url, rates=[200, 1000, 3000], seconds=2 if quick else 5)
-    if "drain" in chosen:
-        results["drain"] = drain.run(url, jobs=20_000 if quick else 100_000)
-    if "enqueue" in chosen:
-        results["enqueue"] = enqueue.run(
-            url, seconds=2 if quick else 5, bulk_jobs=50_000 if quick else 200_000, rounds=1 if quick else 3
-        )
-    if "backlog" in chosen:
-        sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
-        results["backlog"] = backlog.run(url, sizes=sizes, cycles=50 if quick else 200)
-    if "cost" in chosen:
-        results["cost"] = cost.run(url, rate=200, seconds=2 if quick else 5)
+    seconds = 2 if quick else 5
+    backlogs = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
+    runs: dict[str, Callable[[], Any]] = {
+        "latency": lambda: latency.run(url, rates=[200, 1000, 3000], seconds=seconds),
+        "drain": lambda: drain.run(url, jobs=20_000 if quick else 100_000),
+        "enqueue": lambda: enqueue.run(
+            url, seconds=seconds, bulk_jobs=50_000 if quick else 200_000, rounds=1 if quick else 3
+        ),
+        "backlog": lambda: backlog.run(url, sizes=backlogs, cycles=50 if quick else 200),
+        "cost": lambda: cost.run(url, rate=200, seconds=seconds),
+    }
+    for name in SCENARIOS:
+        if name in chosen:
+            settle(url)  # each scenario starts with nothing left to write from the one before
+            results[name] = runs[name]()
 
 
 def _meta(server: devdb.DevDatabase) -> dict[str, Any]:

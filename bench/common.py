@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.errors
 
 from notifyq import devdb
 from notifyq.migrate import migrate_sync
@@ -113,3 +114,12 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def reset(url: str) -> None:
     execute(url, "TRUNCATE notifyq.jobs")
+
+
+def settle(url: str) -> None:
+    """Write out what earlier measurements left dirty (a checkpoint), so their checkpoint does not
+    land in the next one; skipped, with a word, where the role may not checkpoint."""
+    try:
+        execute(url, "CHECKPOINT")
+    except psycopg.errors.InsufficientPrivilege:
+        log("no CHECKPOINT (needs superuser or pg_checkpoint): measurements may share checkpoint work")

@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from bench.common import QUEUE, done_count, execute, log, reset, wait, workers
+from bench.common import QUEUE, done_count, execute, log, reset, settle, wait, workers
 from notifyq import Client, JobSpec, Settings, SyncClient, names
 
 BULK_BATCH = 10_000
@@ -81,6 +81,7 @@ def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, A
                     wait(lambda c=count: done_count(url) >= c, 120, "the workers to catch up")
     execute(url, "ALTER TABLE notifyq.jobs ENABLE TRIGGER jobs_notify")
     reset(url)
+    settle(url)
     log(f"enqueue: bulk enqueue_many of {bulk_jobs:,} jobs in batches of {BULK_BATCH:,}")
     bulk = bulk_rate(url, bulk_jobs)
     reset(url)
