@@ -30,12 +30,24 @@ class Waker:
         # set by wake() and schedule(): interrupts a wait so it re-reads its deadline
         self._rearm = anyio.Event()
         self._deadline: float | None = None
+        self._first_wake: float | None = None
 
     @property
     def deadline(self) -> float | None:
         return self._deadline
 
+    @property
+    def first_wake_since_mark(self) -> float | None:
+        """When the first wake-up since the last `mark()` came (anyio's clock), if one did."""
+        return self._first_wake
+
+    def mark(self) -> None:
+        """Watch for the first wake-up from now on (the claimer marks when it publishes demand)."""
+        self._first_wake = None
+
     def wake(self) -> None:
+        if self._first_wake is None:
+            self._first_wake = anyio.current_time()
         self._woken.set()
         self._rearm.set()
 

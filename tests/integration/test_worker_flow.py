@@ -98,6 +98,28 @@ async def test_while_jobs_stream_in_the_worker_lingers_instead_of_asking_for_not
     assert worker.claimer.claims - claims <= 3
 
 
+async def test_a_woken_worker_takes_the_next_jobs_within_the_wake_grace_without_re_arming(
+    settings: Settings, registry: Registry, client: Client
+) -> None:
+    """A chain of 20 jobs, each enqueued by the one before (so one at a time, each woken by its
+    notification): producers keep notifying for WAKE_GRACE after a wake-up, so the worker does not
+    publish its demand again after every job (it did: one arm a job), only once a grace is used up."""
+
+    @registry.task
+    async def chain(payload: dict[str, int]) -> None:
+        if payload["left"]:
+            await client.enqueue(chain, {"left": payload["left"] - 1})
+
+    # no claim linger: the jobs do not count as a stream, so only the grace saves the re-arming
+    async with running_worker(settings, registry, poll_interval=60, claim_linger=0) as worker:
+        await wait_until(lambda: worker.claimer.arms >= 1)  # armed at start, asleep
+        arms = worker.claimer.arms
+        await client.enqueue(chain, {"left": 19})
+        await wait_until(lambda: worker.counters.succeeded == 20, seconds=30)
+        # a 2 ms hop per job fits about a dozen into each 30 ms grace it uses: a couple of arms
+        assert worker.claimer.arms - arms < 10
+
+
 async def test_a_poll_only_worker_also_lingers_while_jobs_stream_in(
     settings: Settings, registry: Registry, client: Client
 ) -> None:

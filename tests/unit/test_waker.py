@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from notifyq.worker.waker import Wake, Waker
@@ -60,3 +61,18 @@ async def _wake_soon(waker: Waker) -> None:
 async def _schedule_soon(waker: Waker, delay: float) -> None:
     await anyio.sleep(0.02)
     waker.schedule(delay)
+
+
+async def test_the_first_wake_since_a_mark_is_kept_and_a_mark_forgets_it() -> None:
+    """The claimer's wake grace counts from the first notification after it last published demand."""
+    waker = Waker()
+    assert waker.first_wake_since_mark is None
+    waker.wake()
+    first = waker.first_wake_since_mark
+    assert first is not None
+    await anyio.lowlevel.checkpoint()  # time moves on; a later wake-up must not move the mark's time
+    waker.wake()
+    waker.clear()
+    assert waker.first_wake_since_mark == first
+    waker.mark()
+    assert waker.first_wake_since_mark is None
