@@ -350,23 +350,22 @@ def session_check() -> Query[Any]:
     return Query(name="session_check", sql=b"SELECT 1", params=None, row=scalar_row, prepare=False)
 
 
+def _set_config(name: str, setting: str, value: str, *, local: bool) -> Query[Any]:
+    """One server setting for this session or (`local`) this transaction, as a bound value."""
+    sql = b"SELECT set_config(%(setting)s, %(value)s, %(local)s)"
+    params = {"setting": setting, "value": value, "local": local}
+    return Query(name=name, sql=sql, params=params, row=scalar_row, prepare=False)
+
+
 def session_idle_timeout(seconds: float) -> Query[Any]:
     """Have the server close this session once it sits idle `seconds` (`idle_session_timeout`)."""
-    sql = b"SELECT set_config('idle_session_timeout', %(ms)s, false)"
-    return Query(
-        name="session_idle_timeout",
-        sql=sql,
-        params={"ms": f"{int(seconds * 1000)}ms"},
-        row=scalar_row,
-        prepare=False,
-    )
+    ms = f"{int(seconds * 1000)}ms"
+    return _set_config("session_idle_timeout", "idle_session_timeout", ms, local=False)
 
 
 def synchronous_commit(*, on: bool, local: bool) -> Query[Any]:
     """Whether commits wait for their WAL flush, for this session or (`local`) this transaction."""
-    sql = b"SELECT set_config('synchronous_commit', %(value)s, %(local)s)"
-    params = {"value": "on" if on else "off", "local": local}
-    return Query(name="synchronous_commit", sql=sql, params=params, row=scalar_row, prepare=False)
+    return _set_config("synchronous_commit", "synchronous_commit", "on" if on else "off", local=local)
 
 
 # -- the workers registry and the leader --------------------------------------------------------
