@@ -31,24 +31,25 @@ MODES: dict[str, tuple[str, ...]] = {
 PRODUCERS = 8
 
 
-async def produce(url: str, rate: float, seconds: float, calls_ms: list[float] | None = None) -> float:
+async def produce(url: str, rate: float, seconds: float, calls_ms: dict[int, float] | None = None) -> float:
     """Enqueue at `rate` for `seconds` from PRODUCERS concurrent producers; returns the achieved rate.
 
-    `calls_ms` receives how long each enqueue call took: the producer's own part (its insert and
-    commit) of the enqueue-to-start latency, which no worker can make shorter.
+    Job `n` carries `n` and `sent_at` in its payload; `calls_ms[n]` receives how long its enqueue
+    call took: the producer's own part (its insert and commit) of the enqueue-to-start latency,
+    which no worker can make shorter.
     """
     total = int(rate * seconds)
     settings = Settings(database_url=url, pool_min_size=PRODUCERS, pool_max_size=PRODUCERS)
-    calls = [] if calls_ms is None else calls_ms
+    calls = {} if calls_ms is None else calls_ms
     async with Client(settings) as client:
         start = anyio.current_time() + 0.1
 
         async def producer(k: int) -> None:
-            for i in range(k, total, PRODUCERS):
-                await anyio.sleep_until(start + i / rate)
+            for n in range(k, total, PRODUCERS):
+                await anyio.sleep_until(start + n / rate)
                 sent_at = time.time()
-                await client.enqueue("noop", {"sent_at": sent_at}, queue=QUEUE)
-                calls.append((time.time() - sent_at) * 1000)
+                await client.enqueue("noop", {"sent_at": sent_at, "n": n}, queue=QUEUE)
+                calls[n] = (time.time() - sent_at) * 1000
 
         async with anyio.create_task_group() as tg:
             for k in range(PRODUCERS):
@@ -57,13 +58,40 @@ async def produce(url: str, rate: float, seconds: float, calls_ms: list[float] |
     return total / elapsed
 
 
-def take_latencies_ms(folder: Path) -> list[float]:
-    """The handlers' enqueue-to-start figures written so far, emptying the files for the next rate."""
-    values = []
+def take_latencies_ms(folder: Path) -> dict[int, float]:
+    """The handlers' enqueue-to-start figures by job number, emptying the files for the next rate."""
+    values: dict[int, float] = {}
     for path in folder.glob("starts-*.txt"):
-        values += [float(line) * 1000 for line in path.read_text().split()]
+        for line in path.read_text().splitlines():
+            n, waited = line.split()
+            values[int(n)] = float(waited) * 1000
         path.write_text("")  # the worker appends (O_APPEND), so its next line lands at the start
-    return sorted(values)
+    return values
+
+
+def measure(url: str, folder: Path, rate: float, seconds: float) -> dict[str, Any]:
+    """One offered rate against the running worker: latencies, the enqueue calls, what came after."""
+    reset(url)
+    calls: dict[int, float] = {}
+    achieved = anyio.run(produce, url, rate, seconds, calls)
+    total = int(rate * seconds)
+    wait(lambda: done_count(url) >= total, 60, "jobs to finish")
+    starts = take_latencies_ms(folder)
+    values = sorted(starts.values())
+    # after the call: from the enqueue call's return to the handler's start (notification, claim,
+    # hand-over), the worker's own part; negative when the worker started before the call returned
+    after = sorted(starts[n] - calls[n] for n in starts if n in calls)
+    return {
+        "rate": rate,
+        "achieved_rate": achieved,
+        "jobs": total,
+        # one handler start per job, too
+        "exactly_once": exactly_once(url, total) and len(starts) == total,
+        "latency_ms": percentiles(values),
+        "enqueue_call_ms": percentiles(sorted(calls.values())),
+        "after_call_ms": percentiles(after),
+        "samples_ms": values,
+    }
 
 
 def run(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any]]:
@@ -74,24 +102,6 @@ def run(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any]]
             workers(url, 1, "--concurrency", "100", *args, env={STARTS_ENV: folder}),
         ):
             for rate in rates:
-                reset(url)
                 log(f"latency: {mode} at {rate:g} jobs/s for {seconds:g}s")
-                calls: list[float] = []
-                achieved = anyio.run(produce, url, rate, seconds, calls)
-                total = int(rate * seconds)
-                wait(lambda t=total: done_count(url) >= t, 60, "jobs to finish")
-                values = take_latencies_ms(Path(folder))
-                results.append(
-                    {
-                        "mode": mode,
-                        "rate": rate,
-                        "achieved_rate": achieved,
-                        "jobs": total,
-                        # one handler start per job, too
-                        "exactly_once": exactly_once(url, total) and len(values) == total,
-                        "latency_ms": percentiles(values),
-                        "enqueue_call_ms": percentiles(sorted(calls)),
-                        "samples_ms": values,
-                    }
-                )
+                results.append({"mode": mode, **measure(url, Path(folder), rate, seconds)})
     return results

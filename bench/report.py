@@ -34,14 +34,17 @@ def render(results: dict[str, Any]) -> str:
                 f"{r['achieved_rate']:.0f}",
                 *(f"{r['latency_ms'][k]:.2f}" for k in ("p50", "p90", "p99", "max")),
                 *(f"{r.get('enqueue_call_ms', {}).get(k, 0):.2f}" for k in ("p50", "p99")),
+                *(f"{r.get('after_call_ms', {}).get(k, 0):.2f}" for k in ("p50", "p99")),
                 "yes" if r["exactly_once"] else "NO",
             ]
             for r in results["latency"]
         ]
         headers = ["mode", "offered/s", "achieved/s", "p50", "p90", "p99", "max", "call p50", "call p99"]
+        headers += ["after p50", "after p99"]
         parts.append(
             table(
-                "Latency, enqueue to start (ms); call: the enqueue call alone (insert and commit)",
+                "Latency, enqueue to start (ms); call: the enqueue call alone (insert and commit);"
+                " after: from the call's return to the handler's start (the worker's part)",
                 [*headers, "exactly once"],
                 rows,
             )

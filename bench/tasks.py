@@ -1,8 +1,9 @@
 """The benchmark's task: a no-op, so the figures measure the queue and not the work.
 
 With NOTIFYQ_BENCH_STARTS set to a directory, each worker process appends to a file there, for
-every job, the seconds from the payload's `sent_at` (read just before the enqueue call) to the
-start of the handler: enqueue-to-start as the handler sees it, after the claim has committed.
+every job, its payload's number `n` and the seconds from the payload's `sent_at` (read just before
+the enqueue call) to the start of the handler: enqueue-to-start as the handler sees it, after the
+claim has committed. The number lets the bench subtract that job's own enqueue call.
 """
 
 from __future__ import annotations
@@ -31,4 +32,5 @@ _STARTS = _starts_file()
 @notifyq.task(queue="bench")
 async def noop(payload: dict[str, float]) -> None:
     if _STARTS is not None:
-        _STARTS.write(f"{time.time() - payload['sent_at']}\n")
+        waited = time.time() - payload["sent_at"]
+        _STARTS.write(f"{payload.get('n', -1):.0f} {waited}\n")

@@ -12,7 +12,8 @@ RESULTS = {
     "meta": {"server": "PostgreSQL 16 (test)"},
     "latency": [
         {"mode": m, "rate": 200, "achieved_rate": 199.0, "jobs": 3, "exactly_once": True,
-         "latency_ms": percentiles([1.0, 2.0, 3.0]), "samples_ms": [1.0, 2.0, 3.0]}
+         "latency_ms": percentiles([1.0, 2.0, 3.0]), "samples_ms": [1.0, 2.0, 3.0],
+         "enqueue_call_ms": percentiles([0.5, 0.75, 1.0]), "after_call_ms": percentiles([0.25, 0.5, 4.5])}
         for m in ("listen/notify", "poll 1s")
     ],
     "drain": [{"processes": 1, "jobs": 10, "seconds": 0.5, "jobs_per_s": 20.0, "exactly_once": False}],
@@ -34,6 +35,9 @@ def test_render_shows_every_scenario_and_flags_a_failed_exactly_once_check() -> 
     for title in ("Latency", "Drain", "Enqueue", "Backlog", "Cost per job"):
         assert title in text
     assert "1.50x" in text
+    latency_row = next(line for line in text.splitlines() if line.startswith("listen/notify"))
+    # call p50, call p99, after p50, after p99: the producer's part and the worker's part
+    assert latency_row.split()[-5:-1] == ["0.75", "0.99", "0.50", "4.42"]
     assert "0.91, 0.87" in text
     assert "NO" in text.split("Drain")[1].split("Enqueue")[0]
 
