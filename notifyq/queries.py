@@ -163,9 +163,10 @@ def job_insert(st: Statements, *, job: NewJob) -> Query[int]:
         "max_attempts": job.max_attempts,
         "run_at": job.run_at,
         "delay": job.delay,
-        "idempotency_key": job.idempotency_key,
     }
-    return st.query("job_insert", params, _id_row)
+    if job.idempotency_key is None:
+        return st.query("job_insert_unkeyed", params, _id_row)
+    return st.query("job_insert", {**params, "idempotency_key": job.idempotency_key}, _id_row)
 
 
 def job_insert_many(st: Statements, *, jobs: Sequence[NewJob]) -> Query[tuple[int, str | None]]:

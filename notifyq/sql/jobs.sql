@@ -12,6 +12,17 @@ VALUES (
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id;
 
+-- name: job_insert_unkeyed
+-- The common case, a job without an idempotency key: a plain INSERT. ON CONFLICT would insert the
+-- row speculatively (a token, then a confirmation record) even though a NULL key never conflicts:
+-- about 45 of an insert's 395 WAL bytes.
+INSERT INTO {schema}.jobs (queue, task, payload, priority, max_attempts, run_at)
+VALUES (
+    %(queue)s, %(task)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s,
+    coalesce(%(run_at)s::timestamptz, now() + make_interval(secs => coalesce(%(delay)s::float8, 0)))
+)
+RETURNING id;
+
 -- name: job_insert_many
 -- One statement for any number of jobs; rows come back in input order (INSERT … SELECT … ORDER BY
 -- keeps it), minus those whose idempotency key was already taken.

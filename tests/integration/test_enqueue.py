@@ -9,7 +9,7 @@ import msgspec
 import psycopg
 import pytest
 
-from notifyq import Client, JobSpec, JobStatus, Registry, Settings, SyncClient
+from notifyq import Client, JobSpec, JobStatus, Registry, Settings, SyncClient, queries, tasks
 from notifyq.errors import InvalidNameError, NotifyqError, PayloadError
 from tests.helpers import add_waiter, status_counts
 
@@ -72,6 +72,22 @@ async def test_a_second_enqueue_with_the_same_key_returns_the_first_id(client: C
     b = await client.enqueue("t", {"v": 2}, idempotency_key="once")
     assert a == b
     assert (await client.get(a)).payload == {"v": 1}
+
+
+async def test_jobs_without_a_key_take_the_plain_insert_and_each_is_a_new_row(client: Client) -> None:
+    """No key, no ON CONFLICT (its speculative insertion costs WAL on every enqueue); a key keeps it."""
+    st = client.statements
+    keyless = await client.enqueue("t", {"v": 1}, delay=5)
+    again = await client.enqueue("t", {"v": 1}, delay=5)
+    assert keyless != again
+    assert [(await client.get(i)).idempotency_key for i in (keyless, again)] == [None, None]
+    built = {
+        key: queries.job_insert(
+            st, job=tasks.build_job("t", None, registry=client.registry, idempotency_key=key)
+        )
+        for key in (None, "k")
+    }
+    assert (built[None].name, built["k"].name) == ("job_insert_unkeyed", "job_insert")
 
 
 async def test_racing_enqueues_with_one_key_insert_one_row(
