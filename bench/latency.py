@@ -58,13 +58,13 @@ async def produce(url: str, rate: float, seconds: float, calls_ms: dict[int, flo
     return total / elapsed
 
 
-def take_latencies_ms(folder: Path) -> dict[int, float]:
-    """The handlers' enqueue-to-start figures by job number, emptying the files for the next rate."""
-    values: dict[int, float] = {}
+def take_latencies_ms(folder: Path) -> list[tuple[int, float]]:
+    """The handlers' (job number, enqueue-to-start) lines so far, emptying the files for the next rate."""
+    values: list[tuple[int, float]] = []
     for path in folder.glob("starts-*.txt"):
         for line in path.read_text().splitlines():
             n, waited = line.split()
-            values[int(n)] = float(waited) * 1000
+            values.append((int(n), float(waited) * 1000))
         path.write_text("")  # the worker appends (O_APPEND), so its next line lands at the start
     return values
 
@@ -76,8 +76,9 @@ def measure(url: str, folder: Path, rate: float, seconds: float) -> dict[str, An
     achieved = anyio.run(produce, url, rate, seconds, calls)
     total = int(rate * seconds)
     wait(lambda: done_count(url) >= total, 60, "jobs to finish")
-    starts = take_latencies_ms(folder)
-    values = sorted(starts.values())
+    lines = take_latencies_ms(folder)
+    starts = dict(lines)
+    values = sorted(waited for _, waited in lines)
     # after the call: from the enqueue call's return to the handler's start (notification, claim,
     # hand-over), the worker's own part; negative when the worker started before the call returned
     after = sorted(starts[n] - calls[n] for n in starts if n in calls)
@@ -86,7 +87,7 @@ def measure(url: str, folder: Path, rate: float, seconds: float) -> dict[str, An
         "achieved_rate": achieved,
         "jobs": total,
         # one handler start per job, too
-        "exactly_once": exactly_once(url, total) and len(starts) == total,
+        "exactly_once": exactly_once(url, total) and len(lines) == len(starts) == total,
         "latency_ms": percentiles(values),
         "enqueue_call_ms": percentiles(sorted(calls.values())),
         "after_call_ms": percentiles(after),
