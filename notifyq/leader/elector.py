@@ -50,8 +50,14 @@ class Elector:
                 session = await db.session_connection(
                     self.settings, role="leader", idle_timeout=self.idle_timeout
                 )
-                async with session:
+                try:
                     await self._campaign(session)
+                finally:
+                    # not `async with session`: its rollback on the way out awaits, a cancelled
+                    # scope cancels that await too, and the close after it never ran (a leaked
+                    # session, seen as a ResourceWarning when a worker stopped while it led)
+                    with anyio.CancelScope(shield=True):
+                        await session.close()
             except psycopg.OperationalError as exc:
                 log.info("worker %s: leader session lost (%s); campaigning again", self.worker_id, exc)
                 self.is_leader = False

@@ -3,10 +3,12 @@ refused, retention, the notification-queue guard, the workers registry."""
 
 from __future__ import annotations
 
+import gc
 import uuid
 
 import anyio
 import psycopg
+import psycopg.waiting
 import pytest
 
 from notifyq import Client, JobStatus, Registry, Settings, queries
@@ -66,6 +68,23 @@ async def _register_dead_worker(aconn: psycopg.AsyncConnection) -> uuid.UUID:
         (worker_id,),
     )
     return worker_id
+
+
+async def test_a_worker_stopped_while_it_leads_closes_the_leader_session(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopping cancels the elector; its session is closed even though psycopg yields to the loop
+    on the way out (it does when the loop was busy; forced here). `async with session` rolled back
+    first, that yield was cancelled too and the close never ran: a ResourceWarning, an error here."""
+    monkeypatch.setattr(psycopg.waiting, "MAX_BUSY_TIME", 0.0)
+    async with running_worker(settings, registry, **FAST_LEADER) as worker:
+        await wait_until(lambda: worker.elector.is_leader)
+    gc.collect()  # a leaked connection warns when it is collected
+    cur = await aconn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'notifyq leader'"
+    )
+    assert await cur.fetchone() == (0,)
 
 
 async def test_rescue_requeues_a_dead_workers_jobs_and_fails_those_out_of_attempts(
