@@ -80,11 +80,15 @@ async def test_a_worker_stopped_while_it_leads_closes_the_leader_session(
     async with running_worker(settings, registry, **FAST_LEADER) as worker:
         await wait_until(lambda: worker.elector.is_leader)
     gc.collect()  # a leaked connection warns when it is collected
-    cur = await aconn.execute(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND application_name = 'notifyq leader'"
-    )
-    assert await cur.fetchone() == (0,)
+
+    async def leader_session_gone() -> bool:
+        cur = await aconn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'notifyq leader'"
+        )
+        return await cur.fetchone() == (0,)
+
+    await wait_until(leader_session_gone)  # its backend ends a moment after the close
 
 
 async def test_rescue_requeues_a_dead_workers_jobs_and_fails_those_out_of_attempts(
