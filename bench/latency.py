@@ -92,6 +92,7 @@ def measure(url: str, folder: Path, rate: float, seconds: float) -> dict[str, An
         "enqueue_call_ms": percentiles(sorted(calls.values())),
         "after_call_ms": percentiles(after),
         "samples_ms": values,
+        "after_samples_ms": after,
     }
 
 

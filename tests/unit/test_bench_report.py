@@ -13,7 +13,8 @@ RESULTS = {
     "latency": [
         {"mode": m, "rate": 200, "achieved_rate": 199.0, "jobs": 3, "exactly_once": True,
          "latency_ms": percentiles([1.0, 2.0, 3.0]), "samples_ms": [1.0, 2.0, 3.0],
-         "enqueue_call_ms": percentiles([0.5, 0.75, 1.0]), "after_call_ms": percentiles([0.25, 0.5, 4.5])}
+         "enqueue_call_ms": percentiles([0.5, 0.75, 1.0]), "after_call_ms": percentiles([0.25, 0.5, 4.5]),
+         "after_samples_ms": [-0.1, 0.5, 4.5]}
         for m in ("listen/notify", "poll 1s")
     ],
     "drain": [{"processes": 1, "jobs": 10, "seconds": 0.5, "jobs_per_s": 20.0, "exactly_once": False}],
@@ -45,7 +46,8 @@ def test_render_shows_every_scenario_and_flags_a_failed_exactly_once_check() -> 
 def test_json_omits_raw_samples_and_the_plot_is_a_png(tmp_path: Path) -> None:
     report.write_json(RESULTS, tmp_path / "r.json")
     saved = json.loads((tmp_path / "r.json").read_text())
-    assert "samples_ms" not in saved["latency"][0]
+    assert not {"samples_ms", "after_samples_ms"} & set(saved["latency"][0])
+    assert saved["latency"][0]["after_call_ms"]["max"] == 4.5
     assert report.plot(RESULTS, tmp_path / "l.png")
     assert (tmp_path / "l.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not report.plot({"meta": {}}, tmp_path / "none.png")
