@@ -95,6 +95,35 @@ class ClaimedJob(msgspec.Struct, frozen=True, kw_only=True):
         return max((self.lease_expires_at - self.run_at).total_seconds() - lease, 0.0)
 
 
+class _HandedOver(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as the insert trigger hands it over (migrations/0008_hand_over.sql): the claim's
+    columns as JSON, the payload embedded as it is stored."""
+
+    id: int
+    queue: str
+    task: str
+    payload: msgspec.Raw
+    attempts: int
+    max_attempts: int
+    priority: int
+    run_at: datetime
+    created_at: datetime
+    lease_expires_at: datetime
+
+
+_hand_over_decoder = msgspec.json.Decoder(_HandedOver)
+
+
+def decode_hand_over(message: str) -> ClaimedJob:
+    """The job in a hand-over notification; msgspec.DecodeError if the message is not one."""
+    h = _hand_over_decoder.decode(message)
+    return ClaimedJob(
+        id=h.id, queue=h.queue, task=h.task, payload=bytes(h.payload).decode(), attempts=h.attempts,
+        max_attempts=h.max_attempts, priority=h.priority, run_at=h.run_at, created_at=h.created_at,
+        lease_expires_at=h.lease_expires_at,
+    )  # fmt: skip
+
+
 class Outcome(enum.StrEnum):
     """What a worker writes back for a job it ran."""
 

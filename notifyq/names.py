@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import uuid
 
 from notifyq.errors import InvalidNameError
 
@@ -23,6 +24,7 @@ _QUEUE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,39}")
 _TASK_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]{0,199}")
 
 CANCEL_CHANNEL_SUFFIX = "!cancel"
+HAND_OVER_CHANNEL_INFIX = "!w"
 
 
 def _check(kind: str, name: object, pattern: re.Pattern[str], rule: str) -> str:
@@ -75,6 +77,12 @@ def queue_channel(schema: str, queue: str) -> str:
 def cancel_channel(schema: str) -> str:
     """The channel on which `cancel` tells workers that a running job should stop."""
     return f"{schema_name(schema)}{CANCEL_CHANNEL_SUFFIX}"
+
+
+def hand_over_channel(schema: str, worker_id: uuid.UUID) -> str:
+    """The worker's own channel, on which producers hand it jobs (migrations/0008_hand_over.sql):
+    at most 20 + 2 + 32 = 54 bytes."""
+    return f"{schema_name(schema)}{HAND_OVER_CHANNEL_INFIX}{worker_id.hex}"
 
 
 def migration_lock_key(schema: str) -> int:

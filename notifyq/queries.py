@@ -291,8 +291,31 @@ def job_finish_many(st: Statements, *, worker: uuid.UUID, results: Sequence[JobR
     return st.query("job_finish_many", params, _id_row, prepare=False)
 
 
-def queue_wait(st: Statements, *, worker: uuid.UUID, queues: Sequence[str]) -> Query[Any]:
-    return st.query("queue_wait", {"worker": worker, "queues": list(queues)}, scalar_row)
+def queue_wait(
+    st: Statements,
+    *,
+    worker: uuid.UUID,
+    queues: Sequence[str],
+    slots: int = 0,
+    lease: float | None = None,
+    channel: str | None = None,
+) -> Query[Any]:
+    """Arm `worker` on `queues`; with `slots` > 0 producers may also hand it that many jobs per
+    queue, leased for `lease` seconds, on `channel` (migrations/0008_hand_over.sql)."""
+    params = {"worker": worker, "queues": list(queues), "slots": slots, "lease": lease, "channel": channel}
+    return st.query("queue_wait", params, scalar_row)
+
+
+def queue_refill(st: Statements, *, worker: uuid.UUID, slots: int) -> Query[Any]:
+    return st.query("queue_refill", {"worker": worker, "slots": slots}, scalar_row)
+
+
+def queue_unwait(st: Statements, *, worker: uuid.UUID) -> Query[Any]:
+    return st.query("queue_unwait", {"worker": worker}, scalar_row)
+
+
+def job_release_held(st: Statements, *, worker: uuid.UUID) -> Query[int]:
+    return st.query("job_release_held", {"worker": worker}, _id_row)
 
 
 def lease_extend_many(

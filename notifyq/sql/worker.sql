@@ -107,8 +107,40 @@ RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested;
 
 -- name: queue_wait
 -- This worker found its queues empty and is about to sleep: (re)arm its rows so producers notify
--- (migrations/0004_notify_demand.sql). The claimer claims once more after this commits.
-INSERT INTO {schema}.queue_waiters (queue, worker_id)
-SELECT unnest(%(queues)s::text[]), %(worker)s
-ON CONFLICT (queue, worker_id) DO UPDATE SET woken_at = NULL, since = now()
-WHERE {schema}.queue_waiters.woken_at IS NOT NULL;
+-- (migrations/0004_notify_demand.sql), or hand it up to `slots` jobs per queue (0008_hand_over.sql).
+-- The claimer claims once more after this commits.
+INSERT INTO {schema}.queue_waiters (queue, worker_id, slots, lease, channel)
+SELECT unnest(%(queues)s::text[]), %(worker)s, %(slots)s::int, %(lease)s::float8, %(channel)s::text
+ON CONFLICT (queue, worker_id) DO UPDATE
+SET woken_at = NULL, since = now(), slots = excluded.slots, lease = excluded.lease,
+    channel = excluded.channel
+WHERE {schema}.queue_waiters.woken_at IS NOT NULL
+   OR {schema}.queue_waiters.slots IS DISTINCT FROM excluded.slots;
+
+-- name: queue_refill
+-- Producers handed this worker the jobs its armed rows allowed, and it has room again: allow more.
+-- Only rows still armed: a row a producer's notification stamped means the claimer is awake and
+-- re-arms when it is done.
+UPDATE {schema}.queue_waiters SET slots = %(slots)s
+WHERE worker_id = %(worker)s AND woken_at IS NULL AND slots < %(slots)s::int;
+
+-- name: queue_unwait
+-- A stopping worker withdraws its demand: from the commit on, producers neither notify it nor hand
+-- it jobs.
+DELETE FROM {schema}.queue_waiters WHERE worker_id = %(worker)s;
+
+-- name: job_release_held
+-- The last statement of a stopping worker, once its runs are over and their outcomes written: any
+-- job still leased to it is a hand-over whose notification never reached it. Back to the queue as
+-- if never claimed (the attempt is given back), and the queue is notified.
+WITH released AS (
+    UPDATE {schema}.jobs
+    SET status = 'queued', attempts = attempts - 1, run_at = now(), started_at = NULL,
+        lease_holder = NULL, lease_expires_at = NULL
+    WHERE status = 'running' AND lease_holder = %(worker)s
+    RETURNING id, queue
+), wake AS (
+    SELECT count(pg_notify({schema_literal} || ':' || queue, '')) AS n
+    FROM (SELECT DISTINCT queue FROM released) due
+)
+SELECT id FROM released WHERE (SELECT n FROM wake) >= 0;

@@ -105,6 +105,7 @@ class Claimer:
         executor: Executor,
         waker: Waker,
         publish_demand: bool = True,
+        hand_over_channel: str | None = None,
         observe: Callable[[Sequence[ClaimedJob]], None] | None = None,
     ) -> None:
         self.pool = pool
@@ -123,6 +124,11 @@ class Claimer:
         self.publish_demand = publish_demand
         self.observe = observe  # metrics, when on
         self.arms = 0
+        # where producers hand this worker jobs (None: they only wake it)
+        self.hand_over_channel = hand_over_channel
+        self.handed = 0  # jobs producers handed over (claimed for us by the insert trigger)
+        self.refills = 0
+        self._slots_left: dict[str, int] = {}
 
     async def run_once(self, limit: int) -> list[ClaimedJob]:
         query = queries.job_claim_batch(
@@ -166,8 +172,19 @@ class Claimer:
                 await self.waker.wait(error_delay)
                 continue
             slept = anyio.current_time()
-            await self.waker.wait(self.poll_interval)
+            await self._sleep()
             stream.woke(anyio.current_time() - slept)
+
+    async def _sleep(self) -> None:
+        """Wait for a notification, the timer or the poll; meanwhile refill the hand-over slots
+        whenever producers used them up, so the next job comes handed over too."""
+        give_up = anyio.current_time() + self.poll_interval
+        while await self.waker.wait(give_up - anyio.current_time(), refills=True) is Wake.REFILL:
+            await self.executor.wait_for_capacity()
+            try:
+                await self.refill()
+            except psycopg.Error as exc:  # producers wake us instead: slower, nothing lost
+                log.warning("refilling hand-over slots failed (%s)", exc)
 
     async def _wait_within_wake_grace(self, stream: _Stream) -> bool:
         """Shortly after a producer's notification woke us, wait for the next one (producers
@@ -188,16 +205,58 @@ class Claimer:
         if not self.publish_demand:
             return True
         await self.arm()
-        return not await self._claim_and_start(self.executor.free)
+        free = self.executor.free
+        if free <= 0:  # producers handed us jobs meanwhile: not empty, and no room to claim
+            return False
+        return not await self._claim_and_start(free)
 
-    async def arm(self) -> None:
-        """Publish this worker's demand: from the commit on, inserts into its queues notify it."""
+    async def arm(self, *, hand_over: bool = True) -> None:
+        """Publish this worker's demand: from the commit on, inserts into its queues notify it, and
+        (with `hand_over`) hand it jobs up to its free room."""
         if not self.publish_demand:
             return
-        query = queries.queue_wait(self.statements, worker=self.worker_id, queues=self.queues)
+        slots = self._slots_for_free_room() if hand_over else 0
+        query = queries.queue_wait(
+            self.statements, worker=self.worker_id, queues=self.queues, slots=slots,
+            lease=self.lease if slots else None, channel=self.hand_over_channel if slots else None,
+        )  # fmt: skip
         await db.fetch_all_within(self.pool, query, self.db_timeout)
         self.waker.mark()  # producers notify us again; the next wake-up starts a new grace
+        self._slots_left = dict.fromkeys(self.queues, slots)
         self.arms += 1
+
+    async def refill(self) -> None:
+        """Producers used up our hand-over slots on some queue: allow as many as we have room."""
+        slots = self._slots_for_free_room()
+        if slots <= 0:
+            return
+        query = queries.queue_refill(self.statements, worker=self.worker_id, slots=slots)
+        await db.fetch_all_within(self.pool, query, self.db_timeout)
+        self._slots_left = dict.fromkeys(self.queues, slots)
+        self.refills += 1
+
+    async def disarm(self) -> None:
+        """Withdraw our demand (stopping): producers stop notifying us and handing us jobs."""
+        if self.publish_demand:
+            query = queries.queue_unwait(self.statements, worker=self.worker_id)
+            await db.fetch_all_within(self.pool, query, self.db_timeout)
+
+    def _slots_for_free_room(self) -> int:
+        # every queue row gets the share, rounded up: a worker on n queues may be handed up to
+        # n - 1 jobs over its room, which wait for a runner in the executor (never run beyond it)
+        if self.hand_over_channel is None:
+            return 0
+        return max(-(-self.executor.free // len(self.queues)), 0)
+
+    def handed_over(self, job: ClaimedJob) -> None:
+        """A producer's trigger claimed `job` for us and the listener has started it."""
+        self.handed += 1
+        left = self._slots_left.get(job.queue, 0) - 1
+        self._slots_left[job.queue] = left
+        if left == 0:
+            self.waker.request_refill()
+        if self.observe is not None:
+            self.observe([job])
 
     async def _claim_and_start(self, free: int) -> list[ClaimedJob]:
         # shielded: a claim the database committed must reach the executor, or its jobs would sit

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import random
 import time
 import traceback
@@ -84,7 +85,9 @@ class Executor:
         Claimed jobs wait for a runner in a memory stream: cheaper than a task per job (anyio's
         task and cancel-scope creation dominated the worker's CPU profile).
         """
-        send, receive = anyio.create_memory_object_stream[Running](max_buffer_size=self.concurrency)
+        # unbounded: jobs handed over by producers while a claim was in flight can outnumber the
+        # free runners for a moment (a few, bounded by the hand-over slots); they wait their turn
+        send, receive = anyio.create_memory_object_stream[Running](max_buffer_size=math.inf)
         async with send, receive, anyio.create_task_group() as runners:
             for _ in range(self.concurrency):
                 runners.start_soon(self._runner, receive.clone())
@@ -116,7 +119,8 @@ class Executor:
             await self._changed.wait()
 
     def start(self, job: ClaimedJob) -> None:
-        """Hand a claimed job to a runner (the claimer only claims as many as there are free runners)."""
+        """Hand a claimed job to a runner: at once if one is free, else when one is (the claimer
+        claims only as many as there are free runners; hand-overs may briefly exceed them)."""
         if self._send is None:
             raise RuntimeError("Executor.start before Executor.run")
         running = Running(job)

@@ -1,9 +1,12 @@
 """The listener: one dedicated session connection per worker, reading notifications continuously.
 
 It never blocks on work: a queue notification only wakes the waker (or sets its timer), a cancel
-notification only flags the running job. A dropped connection (killed backend, restarted database)
-is replaced with capped exponential backoff while the rest of the worker keeps running; after each
-(re)connect it wakes the claimer, because notifications sent while it was away are lost.
+notification only flags the running job, a job handed over on the worker's own channel (a producer
+claimed it for this worker, migrations/0008_hand_over.sql) only goes to the executor. A dropped
+connection (killed backend, restarted database) is replaced with capped exponential backoff while
+the rest of the worker keeps running; after each (re)connect it wakes the claimer, because
+notifications sent while it was away are lost (a hand-over lost so stays leased to this worker until
+it stops, dies or the lease expires: see the migration).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Listener:
         waker: Waker,
         on_cancel: Callable[[int], None],
         reconnect_max_delay: float,
+        hand_over_channel: str | None = None,
+        on_hand_over: Callable[[str], None] | None = None,
         on_connect: Callable[[AsyncConnection[Any]], Any] | None = None,
         db_timeout: float = 10.0,
     ) -> None:
@@ -46,6 +51,8 @@ class Listener:
         self.cancel_channel = cancel_channel
         self.waker = waker
         self.on_cancel = on_cancel
+        self.hand_over_channel = hand_over_channel
+        self.on_hand_over = on_hand_over
         self.reconnect_max_delay = reconnect_max_delay
         self.on_connect = on_connect
         self.db_timeout = db_timeout
@@ -81,7 +88,8 @@ class Listener:
     async def _connect(self) -> AsyncConnection[Any]:
         conn = await db.session_connection(self.settings, role="listener")
         try:
-            for channel in (*self.queue_channels, self.cancel_channel):
+            own = () if self.hand_over_channel is None else (self.hand_over_channel,)
+            for channel in (*own, *self.queue_channels, self.cancel_channel):
                 await queries.fetch_all(conn, queries.channel_listen(channel))
             if self.on_connect is not None:
                 await self.on_connect(conn)
@@ -103,6 +111,9 @@ class Listener:
 
     def _handle(self, channel: str, payload: str) -> None:
         self.notifications += 1
+        if channel == self.hand_over_channel and self.on_hand_over is not None:
+            self.on_hand_over(payload)
+            return
         if channel == self.cancel_channel:
             if payload.isdigit():
                 self.on_cancel(int(payload))

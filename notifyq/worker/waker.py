@@ -22,6 +22,7 @@ class Wake(enum.Enum):
     NOTIFIED = "notified"
     TIMER = "timer"
     POLL = "poll"
+    REFILL = "refill"  # producers used up the jobs they may hand this worker (only if asked for)
 
 
 class Waker:
@@ -31,6 +32,7 @@ class Waker:
         self._rearm = anyio.Event()
         self._deadline: float | None = None
         self._first_wake: float | None = None
+        self._refill = False
 
     @property
     def deadline(self) -> float | None:
@@ -42,8 +44,15 @@ class Waker:
         return self._first_wake
 
     def mark(self) -> None:
-        """Watch for the first wake-up from now on (the claimer marks when it publishes demand)."""
+        """Watch for the first wake-up from now on (the claimer marks when it publishes demand,
+        which also renews the hand-over slots: a pending refill is dropped)."""
         self._first_wake = None
+        self._refill = False
+
+    def request_refill(self) -> None:
+        """Ask a `wait(..., refills=True)` to return Wake.REFILL (without waking a claim)."""
+        self._refill = True
+        self._rearm.set()
 
     def wake(self) -> None:
         if self._first_wake is None:
@@ -65,9 +74,12 @@ class Waker:
             self._deadline = at
             self._rearm.set()
 
-    async def wait(self, poll_interval: float) -> Wake:
+    async def wait(self, poll_interval: float, *, refills: bool = False) -> Wake:
         give_up = anyio.current_time() + poll_interval
         while not self._woken.is_set():
+            if refills and self._refill:
+                self._refill = False
+                return Wake.REFILL
             now = anyio.current_time()
             if self._deadline is not None and now >= self._deadline:
                 self._deadline = None

@@ -2,8 +2,10 @@
 
 Start: open the pool, LISTEN (via `tg.start`, so it is in place before the first claim), start the
 completer and heartbeat, then claim. Stop (`stop()`, or SIGINT/SIGTERM in `notifyq-worker`): stop
-claiming, wait up to `shutdown_timeout` for running jobs, cancel the rest and hand their leases
-back, write every outcome, close. `stop(now=True)` skips the wait.
+claiming and withdraw the worker's demand (no more hand-overs; one arriving after that is handed
+back), wait up to `shutdown_timeout` for running jobs, cancel the rest and hand their leases back,
+write every outcome, release any hand-over whose notification never arrived, close.
+`stop(now=True)` skips the wait.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import anyio
+import msgspec
+import psycopg
 from anyio.abc import TaskStatus
 from psycopg_pool import AsyncConnectionPool
 
 from notifyq import db, names, queries, tasks
 from notifyq.leader import Elector, Maintenance
-from notifyq.models import JobResult, Outcome
+from notifyq.models import JobResult, Outcome, decode_hand_over
 from notifyq.settings import Settings, WorkerSettings
 from notifyq.worker.claimer import Claimer
 from notifyq.worker.completer import Completer
@@ -92,12 +96,14 @@ class Worker:
         )
         self._claim_scope = anyio.CancelScope()
         self._hurry = anyio.Event()
+        self._stopping = False
         self._build_parts(registry, queries.statements(settings.schema))
         if metrics is not None:
             metrics.attach(self)
 
     def _build_parts(self, registry: tasks.Registry, st: queries.Statements) -> None:
         cfg = self.config
+        hand_over_channel = names.hand_over_channel(self.settings.schema, self.id) if cfg.listen else None
         self.completer = Completer(
             pool=self.pool, statements=st, worker_id=self.id, flush_interval=cfg.flush_interval,
             flush_batch=cfg.flush_batch, on_written=self._on_written, db_timeout=cfg.db_timeout,
@@ -111,7 +117,8 @@ class Worker:
             pool=self.pool, statements=st, worker_id=self.id, queues=cfg.queues, lease=cfg.lease,
             poll_interval=cfg.poll_interval, linger=cfg.claim_linger,
             db_timeout=cfg.db_timeout, executor=self.executor, waker=self.waker,
-            publish_demand=cfg.listen, observe=metrics.claimed if metrics else None,
+            publish_demand=cfg.listen, hand_over_channel=hand_over_channel,
+            observe=metrics.claimed if metrics else None,
         )  # fmt: skip
         self.heartbeat = Heartbeat(
             pool=self.pool,
@@ -132,6 +139,8 @@ class Worker:
             waker=self.waker,
             on_cancel=self._on_cancel,
             reconnect_max_delay=cfg.reconnect_max_delay,
+            hand_over_channel=hand_over_channel,
+            on_hand_over=self._on_hand_over,
             on_connect=self.registration.on_listener_connect,
             db_timeout=cfg.db_timeout,
         )
@@ -154,8 +163,9 @@ class Worker:
                 # even a poll-only worker keeps the session: it holds the liveness lock and hears cancels
                 await services.start(self.listener.run)
                 # demand published before "started": any insert from then on notifies this worker,
-                # and the first claim finds whatever was committed before
-                await self.claimer.arm()
+                # and the first claim finds whatever was committed before (no hand-overs until the
+                # executor runs: the claimer's first arm allows them)
+                await self.claimer.arm(hand_over=False)
                 services.start_soon(self.completer.run)
                 services.start_soon(self.heartbeat.run, self._on_beat)
                 services.start_soon(self.registration.run)
@@ -165,6 +175,7 @@ class Worker:
                 task_status.started()
                 await self._work()
                 await self.completer.flush()
+                await self._release_held()
                 await self.registration.unregister()
                 services.cancel_scope.cancel()
         finally:
@@ -177,6 +188,7 @@ class Worker:
             await jobs.start(self.executor.run)
             with self._claim_scope:
                 await self.claimer.run()
+            await self._withdraw()
             await self._drain()
             jobs.cancel_scope.cancel()
 
@@ -189,6 +201,41 @@ class Worker:
         self.executor.stop_all(StopReason.SHUTDOWN)
         # the stopped jobs report their release as their scopes unwind
         await self.executor.wait_idle()
+
+    async def _withdraw(self) -> None:
+        self._stopping = True  # from here on a hand-over is handed back, not run
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.claimer.disarm()
+            except psycopg.Error as exc:  # still armed: hand-overs keep coming and go back
+                log.warning("could not withdraw worker %s's demand (%s)", self.id, exc)
+
+    async def _release_held(self) -> None:
+        """Hand back jobs still leased to us: hand-overs whose notification we never got."""
+        if self.completer.buffer:  # outcomes not written: those jobs must not be released
+            log.warning("%d outcomes not written; their leases will expire", len(self.completer.buffer))
+            return
+        with anyio.CancelScope(shield=True):
+            query = queries.job_release_held(self.claimer.statements, worker=self.id)
+            try:
+                released = await db.fetch_all_within(self.pool, query, self.config.db_timeout)
+            except psycopg.Error as exc:
+                log.warning("could not release jobs leased to worker %s (%s)", self.id, exc)
+                return
+        if released:
+            log.warning("released %d handed-over jobs this worker never received", len(released))
+
+    def _on_hand_over(self, message: str) -> None:
+        try:
+            job = decode_hand_over(message)
+        except msgspec.DecodeError as exc:  # not from our trigger: its lease expiring frees any job
+            log.error("unreadable hand-over notification (%s): %.200s", exc, message)  # noqa: TRY400
+            return
+        if self._stopping:
+            self.completer.add(JobResult(job_id=job.id, attempt=job.attempts, outcome=Outcome.RELEASE))
+            return
+        self.executor.start(job)
+        self.claimer.handed_over(job)
 
     def stop(self, *, now: bool = False) -> None:
         """Stop claiming and shut down; `now` cancels running jobs at once (their leases go back)."""

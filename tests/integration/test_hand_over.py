@@ -1,0 +1,264 @@
+"""Hand-over (migrations/0008_hand_over.sql): the insert trigger claims a due job for an armed worker
+with room and sends it on the worker's own channel; the worker runs it without a claim of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import psycopg
+import pytest
+
+from notifyq import Registry, Settings
+from notifyq.models import decode_hand_over
+from tests.helpers import job_status, running_worker, wait_until
+
+pytestmark = pytest.mark.anyio
+
+WORKER = "00000000-0000-0000-0000-0000000000b1"
+CHANNEL = "notifyq!wtest"
+
+
+async def arm(aconn: psycopg.AsyncConnection, queue: str = "a", *, slots: int = 2) -> None:
+    """An armed waiter that takes up to `slots` hand-overs, as an idle worker publishes it."""
+    await aconn.execute(
+        "INSERT INTO notifyq.workers (id, host, pid, queues, concurrency, lock_key)"
+        " VALUES (%s, 'test', 0, ARRAY[%s], 2, 0) ON CONFLICT DO NOTHING",
+        (WORKER, queue),
+    )
+    await aconn.execute(
+        "INSERT INTO notifyq.queue_waiters (queue, worker_id, slots, lease, channel)"
+        " VALUES (%s, %s, %s, 30, %s)",
+        (queue, WORKER, slots, CHANNEL),
+    )
+
+
+async def slots(aconn: psycopg.AsyncConnection, worker: object = WORKER) -> list[int]:
+    cur = await aconn.execute(
+        "SELECT slots FROM notifyq.queue_waiters WHERE worker_id = %s ORDER BY queue", (worker,)
+    )
+    return [int(n) for (n,) in await cur.fetchall()]
+
+
+async def row(aconn: psycopg.AsyncConnection, job_id: int) -> tuple[Any, ...]:
+    cur = await aconn.execute(
+        "SELECT status::text, attempts, lease_holder::text,"
+        " round(extract(epoch FROM lease_expires_at - started_at)), started_at IS NOT NULL"
+        " FROM notifyq.jobs WHERE id = %s",
+        (job_id,),
+    )
+    got = await cur.fetchone()
+    assert got is not None
+    return got
+
+
+async def insert(
+    aconn: psycopg.AsyncConnection, values: str = "('t', 'a')", columns: str = "task, queue"
+) -> list[int]:
+    cur = await aconn.execute(f"INSERT INTO notifyq.jobs ({columns}) VALUES {values} RETURNING id")
+    return [int(i) for (i,) in await cur.fetchall()]
+
+
+async def test_an_insert_hands_its_job_to_an_armed_worker_with_room(
+    database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
+        await listener.execute(f'LISTEN "{CHANNEL}"')
+        await listener.execute('LISTEN "notifyq:a"')
+        await arm(aconn)
+        await aconn.execute("SET TIME ZONE 'Asia/Kolkata'")  # the producer's zone is in the JSON
+        cur = await aconn.execute(
+            """INSERT INTO notifyq.jobs (task, queue, payload, priority)"""
+            """ VALUES ('t', 'a', '{"n": 1, "s": "\\"é\\""}', 3) RETURNING id"""
+        )
+        (job_id,) = await cur.fetchone() or ()
+        got = [n async for n in listener.notifies(timeout=0.5)]
+    assert [n.channel for n in got] == [CHANNEL]
+    job = decode_hand_over(got[0].payload)
+    assert (job.id, job.queue, job.task, job.attempts, job.priority) == (job_id, "a", "t", 1, 3)
+    assert job.payload == '{"n": 1, "s": "\\"é\\""}'
+    assert 29 < job.waited(0) <= 30  # lease_expires_at - run_at: the waiter's 30 s lease
+    assert await row(aconn, job_id) == ("running", 1, WORKER, 30, True)
+    assert await slots(aconn) == [1]
+
+
+async def test_a_rolled_back_insert_hands_nothing_over(
+    database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
+        await listener.execute(f'LISTEN "{CHANNEL}"')
+        await arm(aconn)
+        async with await psycopg.AsyncConnection.connect(database_url) as producer:
+            await producer.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
+            await producer.rollback()
+        got = [n async for n in listener.notifies(timeout=0.5)]
+    assert got == []
+    assert await slots(aconn) == [2]
+
+
+@pytest.mark.parametrize(
+    ("case", "values"),
+    [
+        ("no slot left", "('t', 'a', '{}', now())"),
+        ("scheduled", "('t', 'a', '{}', now() + interval '30 seconds')"),
+        ("payload too big for a notification", "('t', 'a', jsonb_build_object('x', repeat('y', 7000)), now())"),
+    ],
+)
+async def test_a_job_not_handed_over_stays_queued_and_the_queue_is_notified(
+    database_url: str, aconn: psycopg.AsyncConnection, case: str, values: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
+        await listener.execute(f'LISTEN "{CHANNEL}"')
+        await listener.execute('LISTEN "notifyq:a"')
+        await arm(aconn, slots=0 if case == "no slot left" else 2)
+        cur = await aconn.execute(
+            f"INSERT INTO notifyq.jobs (task, queue, payload, run_at) VALUES {values} RETURNING id"
+        )
+        (job_id,) = await cur.fetchone() or ()
+        got = [n.channel async for n in listener.notifies(timeout=0.5)]
+    assert got == ["notifyq:a"]
+    assert await job_status(aconn, job_id) == "queued"
+    assert await slots(aconn) == [0 if case == "no slot left" else 2]
+
+
+async def test_of_several_due_jobs_the_first_is_handed_over_and_the_queue_is_told_of_the_rest(
+    database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
+        await listener.execute(f'LISTEN "{CHANNEL}"')
+        await listener.execute('LISTEN "notifyq:a"')
+        await arm(aconn)
+        cur = await aconn.execute(
+            "INSERT INTO notifyq.jobs (task, queue, priority) VALUES ('t', 'a', 0), ('t', 'a', 5)"
+            " RETURNING id, priority"
+        )
+        ids = dict((p, i) for i, p in await cur.fetchall())
+        got = [n async for n in listener.notifies(timeout=0.5)]
+    assert sorted(n.channel for n in got) == [CHANNEL, "notifyq:a"]
+    handed = next(decode_hand_over(n.payload) for n in got if n.channel == CHANNEL)
+    assert handed.id == ids[5]  # claim order: the higher priority first
+    assert await job_status(aconn, ids[0]) == "queued"
+    assert await slots(aconn) == [1]
+
+
+async def test_an_idle_worker_runs_handed_over_jobs_without_claiming_and_refills_its_slots(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    @registry.task
+    async def noop() -> None:
+        pass
+
+    async with running_worker(settings, registry, concurrency=2, poll_interval=60) as worker:
+        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        claims = worker.claimer.claims
+        for _ in range(5):  # more than the 2 slots: the worker refills them as they run out
+            await wait_until(lambda: _armed_with_room(aconn, worker.id))
+            (job_id,) = await insert(aconn, "('noop', 'default')")
+            await wait_until(lambda: _is(aconn, job_id, "succeeded"))
+        assert (worker.claimer.handed, worker.claimer.claims) == (5, claims)
+        assert worker.claimer.refills >= 2
+
+
+async def test_hand_overs_beyond_the_free_room_wait_for_a_runner(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    """Three runners on two queues arm two slots on each: the fourth job handed over is held
+    (leased, its lease renewed) until a runner is free, never run beyond `concurrency`."""
+    release = anyio.Event()
+    started: list[int] = []
+
+    @registry.task
+    async def hold(payload: dict[str, int]) -> None:
+        started.append(payload["n"])
+        await release.wait()
+
+    async with running_worker(settings, registry, queues=("a", "b"), concurrency=3, poll_interval=60) as w:
+        await wait_until(lambda: _has_slots(aconn, w.id, [2, 2]))
+        for n, queue in enumerate(["a", "a", "b", "b"]):
+            await insert(aconn, f"""('hold', '{queue}', '{{"n": {n}}}')""", "task, queue, payload")
+        await wait_until(lambda: w.claimer.handed == 4 and len(started) == 3)
+        assert len(w.executor.running) == 4 and len(w.executor.held()) == 4
+        release.set()
+        await wait_until(lambda: len(started) == 4)
+        assert sorted(started) == [0, 1, 2, 3]
+        await wait_until(lambda: w.counters.succeeded == 4)
+
+
+async def test_a_stopping_worker_releases_a_hand_over_it_never_received(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    async with running_worker(settings, registry, poll_interval=60) as worker:
+        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        # the notification goes where nobody listens, as if the listener were reconnecting
+        await aconn.execute("UPDATE notifyq.queue_waiters SET channel = 'notifyq!wnowhere'")
+        (job_id,) = await insert(aconn, "('t', 'default')")
+        assert (await row(aconn, job_id))[:3] == ("running", 1, str(worker.id))
+    cur = await aconn.execute(
+        "SELECT status::text, attempts, lease_holder, started_at FROM notifyq.jobs WHERE id = %s", (job_id,)
+    )
+    assert await cur.fetchone() == ("queued", 0, None, None)
+
+
+async def test_a_hand_over_arriving_while_the_worker_stops_goes_back_to_the_queue(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    release = anyio.Event()
+
+    @registry.task
+    async def hold() -> None:
+        await release.wait()
+
+    async with running_worker(settings, registry, poll_interval=60, shutdown_timeout=30) as worker:
+        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        (held,) = await insert(aconn, "('hold', 'default')")
+        await wait_until(lambda: worker.claimer.handed == 1)
+        worker.stop()  # withdraws its demand, then waits for `hold`
+        await wait_until(lambda: _has_slots(aconn, worker.id, []))
+        # a producer that saw the worker armed just before: its hand-over arrives during the stop
+        await aconn.execute(
+            "INSERT INTO notifyq.queue_waiters (queue, worker_id, slots, lease, channel)"
+            " VALUES ('default', %s, 1, 30, %s)",
+            (worker.id, worker.claimer.hand_over_channel),
+        )
+        (late,) = await insert(aconn, "('hold', 'default')")
+        await wait_until(lambda: _is(aconn, late, "queued"))
+        release.set()
+    assert await job_status(aconn, held) == "succeeded"
+    assert (await row(aconn, late))[:3] == ("queued", 0, None)
+
+
+async def test_a_lost_hand_over_runs_once_its_lease_expires(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    """The bound on a hand-over lost while the worker lives: the leader rescues it when its lease
+    (here 1 s, never renewed: the worker does not know the job) expires, and a worker claims it."""
+
+    @registry.task
+    async def noop() -> None:
+        pass
+
+    async with running_worker(settings, registry, lease=1, leader_tick=0.2, poll_interval=60) as worker:
+        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        await aconn.execute("UPDATE notifyq.queue_waiters SET channel = 'notifyq!wnowhere'")
+        (job_id,) = await insert(aconn, "('noop', 'default')")
+        await wait_until(lambda: _is(aconn, job_id, "succeeded"))
+    cur = await aconn.execute("SELECT attempts, last_error FROM notifyq.jobs WHERE id = %s", (job_id,))
+    attempts, error = await cur.fetchone() or ()
+    assert attempts == 2 and "lease expired" in error
+
+
+async def _armed_with_room(aconn: psycopg.AsyncConnection, worker: object) -> bool:
+    cur = await aconn.execute(
+        "SELECT bool_and(woken_at IS NULL AND slots > 0) FROM notifyq.queue_waiters WHERE worker_id = %s",
+        (worker,),
+    )
+    got = await cur.fetchone()
+    return bool(got and got[0])
+
+
+async def _has_slots(aconn: psycopg.AsyncConnection, worker: object, expected: list[int]) -> bool:
+    return await slots(aconn, worker) == expected
+
+
+async def _is(aconn: psycopg.AsyncConnection, job_id: int, status: str) -> bool:
+    return await job_status(aconn, job_id) == status
