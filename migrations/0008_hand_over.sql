@@ -58,13 +58,17 @@ BEGIN
               AND (w.woken_at IS NULL OR w.woken_at > now() - interval '50 milliseconds')  -- WAKE_GRACE
         ) THEN
             job := NULL;
-            -- the longest-waiting armed worker with room; SKIP LOCKED: never wait on another producer
-            SELECT q.worker_id, q.lease, q.channel INTO waiter
-            FROM {schema}.queue_waiters q
-            WHERE q.queue = r.queue AND q.woken_at IS NULL AND q.slots > 0
-            ORDER BY q.since
-            LIMIT 1
-            FOR UPDATE SKIP LOCKED;
+            -- take a slot of the longest-waiting armed worker with room (SKIP LOCKED: never wait on
+            -- another producer)
+            UPDATE {schema}.queue_waiters SET slots = slots - 1
+            WHERE ctid = (
+                SELECT q.ctid FROM {schema}.queue_waiters q
+                WHERE q.queue = r.queue AND q.woken_at IS NULL AND q.slots > 0
+                ORDER BY q.since
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING worker_id, lease, channel INTO waiter;
             IF FOUND THEN
                 UPDATE {schema}.jobs j
                 SET status = 'running',
@@ -85,11 +89,12 @@ BEGIN
                     'run_at', j.run_at, 'created_at', j.created_at,
                     'lease_expires_at', j.lease_expires_at)::text
                 INTO job;
-            END IF;
-            IF job IS NOT NULL THEN
-                PERFORM pg_notify(waiter.channel, job);
-                UPDATE {schema}.queue_waiters SET slots = slots - 1
-                WHERE queue = r.queue AND worker_id = waiter.worker_id;
+                IF job IS NULL THEN  -- too big to hand over: give the slot back
+                    UPDATE {schema}.queue_waiters SET slots = slots + 1
+                    WHERE queue = r.queue AND worker_id = waiter.worker_id;
+                ELSE
+                    PERFORM pg_notify(waiter.channel, job);
+                END IF;
             END IF;
             IF job IS NULL OR r.due > 1 THEN
                 PERFORM pg_notify({schema_literal} || ':' || r.queue, '');

@@ -25,6 +25,7 @@ DEFAULT_SHUTDOWN_TIMEOUT = 10.0
 DEFAULT_FLUSH_INTERVAL = 0.005
 DEFAULT_FLUSH_BATCH = 200
 DEFAULT_CLAIM_LINGER = 0.001
+DEFAULT_HAND_OVER_MAX_RATE = 2000.0
 DEFAULT_DB_TIMEOUT = 10.0
 DEFAULT_POOL_MAX = 10
 DEFAULT_LEADER_TICK = 0.5
@@ -90,6 +91,10 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # while jobs keep arriving (claims came back with jobs), an empty claim is retried after this
     # long instead of asking producers for a notification; 0 turns it off (see claimer.py)
     claim_linger: Annotated[float, msgspec.Meta(ge=0, le=1)] = DEFAULT_CLAIM_LINGER
+    # while the worker waits, producers hand it jobs claimed in their own transaction (migrations/
+    # 0008); past this many jobs a second it claims batches instead (a hand-over costs its producer a
+    # NOTIFY); 0 turns hand-over off: producers only wake the worker
+    hand_over_max_rate: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = DEFAULT_HAND_OVER_MAX_RATE
     # False: the worker's own writes (claims, outcomes, lease renewals, maintenance) commit without
     # waiting for their WAL flush, which takes a disk flush off the path of every job. A database
     # crash can undo the last moments of them (3 x wal_writer_delay at most); the leases turn that

@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--claim-linger", type=float, help="re-claim delay while jobs stream in, s; 0: off (default: 0.001)"
     )
     p.add_argument(
+        "--hand-over-max-rate",
+        type=float,
+        help="jobs/s up to which producers hand this idle worker jobs directly; 0: off (default: 2000)",
+    )
+    p.add_argument(
         "--synchronous-commit",
         action="store_true",
         help="the worker's own writes wait for their WAL flush (default: off; enqueues always do)",
@@ -72,6 +77,7 @@ def configs(args: argparse.Namespace) -> tuple[Settings, WorkerSettings]:
         shutdown_timeout=args.shutdown_timeout,
         listen=False if args.no_listen else None,
         claim_linger=args.claim_linger,
+        hand_over_max_rate=args.hand_over_max_rate,
         synchronous_commit=True if args.synchronous_commit else None,
     )
     return settings, worker

@@ -22,6 +22,16 @@ WAKE_GRACE_USE (30 ms) ago waits for the next notification instead of publishing
 then arms and confirms: at moderate rates (jobs a few ms apart, too slow to count as a stream) a
 job costs its claim and its outcome, not also an arm and a confirming claim.
 
+Hand-over (migrations/0008_hand_over.sql): publishing demand also gives producers `slots` per queue
+(the free room, shared among the queues): while the worker waits, an insert claims its job for the
+worker in the producer's own transaction and sends it on the worker's channel, and the listener
+starts it; the claimer sleeps on. When producers have used up the slots the claimer refills them
+(one statement for `slots` jobs) once a runner is free, unless they went faster than
+`hand_over_max_rate` (a hand-over costs its producer a claim and a NOTIFY in its transaction, and
+NOTIFY serialises commits): then it claims, and streams as above, so a busy queue costs producers no NOTIFY.
+A job handed over while a claim was in flight can exceed the free room for a moment; it waits for a
+runner in the executor.
+
 A job committed by a producer that checked for waiters before this worker published, and became
 visible only after its confirming claim, is found by the next notification on the queue or by the
 poll: `poll_interval` (5 s by default) bounds that rare miss.
@@ -106,6 +116,7 @@ class Claimer:
         waker: Waker,
         publish_demand: bool = True,
         hand_over_channel: str | None = None,
+        hand_over_max_rate: float = 0.0,
         observe: Callable[[Sequence[ClaimedJob]], None] | None = None,
     ) -> None:
         self.pool = pool
@@ -125,10 +136,13 @@ class Claimer:
         self.observe = observe  # metrics, when on
         self.arms = 0
         # where producers hand this worker jobs (None: they only wake it)
-        self.hand_over_channel = hand_over_channel
+        self.hand_over_channel = hand_over_channel if hand_over_max_rate > 0 else None
+        self.hand_over_max_rate = hand_over_max_rate
         self.handed = 0  # jobs producers handed over (claimed for us by the insert trigger)
         self.refills = 0
         self._slots_left: dict[str, int] = {}
+        self._slots_given_at = -math.inf  # when the last arm or refill committed (anyio's clock)
+        self._slots_given = 0
 
     async def run_once(self, limit: int) -> list[ClaimedJob]:
         query = queries.job_claim_batch(
@@ -222,7 +236,7 @@ class Claimer:
         )  # fmt: skip
         await db.fetch_all_within(self.pool, query, self.db_timeout)
         self.waker.mark()  # producers notify us again; the next wake-up starts a new grace
-        self._slots_left = dict.fromkeys(self.queues, slots)
+        self._gave_slots(slots)
         self.arms += 1
 
     async def refill(self) -> None:
@@ -232,8 +246,13 @@ class Claimer:
             return
         query = queries.queue_refill(self.statements, worker=self.worker_id, slots=slots)
         await db.fetch_all_within(self.pool, query, self.db_timeout)
-        self._slots_left = dict.fromkeys(self.queues, slots)
+        self._gave_slots(slots)
         self.refills += 1
+
+    def _gave_slots(self, slots: int) -> None:
+        self._slots_left = dict.fromkeys(self.queues, slots)
+        self._slots_given = slots
+        self._slots_given_at = anyio.current_time()
 
     async def disarm(self) -> None:
         """Withdraw our demand (stopping): producers stop notifying us and handing us jobs."""
@@ -254,7 +273,11 @@ class Claimer:
         left = self._slots_left.get(job.queue, 0) - 1
         self._slots_left[job.queue] = left
         if left == 0:
-            self.waker.request_refill()
+            lasted = anyio.current_time() - self._slots_given_at
+            if lasted < self._slots_given / self.hand_over_max_rate:
+                self.waker.wake()  # jobs come too fast for one NOTIFY each: claim them in batches
+            else:
+                self.waker.request_refill()
         if self.observe is not None:
             self.observe([job])
 

@@ -118,6 +118,7 @@ class Worker:
             poll_interval=cfg.poll_interval, linger=cfg.claim_linger,
             db_timeout=cfg.db_timeout, executor=self.executor, waker=self.waker,
             publish_demand=cfg.listen, hand_over_channel=hand_over_channel,
+            hand_over_max_rate=cfg.hand_over_max_rate,
             observe=metrics.claimed if metrics else None,
         )  # fmt: skip
         self.heartbeat = Heartbeat(

@@ -101,7 +101,7 @@ async def test_a_rolled_back_insert_hands_nothing_over(
     [
         ("no slot left", "('t', 'a', '{}', now())"),
         ("scheduled", "('t', 'a', '{}', now() + interval '30 seconds')"),
-        ("payload too big for a notification", "('t', 'a', jsonb_build_object('x', repeat('y', 7000)), now())"),
+        ("payload too big", "('t', 'a', jsonb_build_object('x', repeat('y', 7000)), now())"),
     ],
 )
 async def test_a_job_not_handed_over_stays_queued_and_the_queue_is_notified(
@@ -132,7 +132,7 @@ async def test_of_several_due_jobs_the_first_is_handed_over_and_the_queue_is_tol
             "INSERT INTO notifyq.jobs (task, queue, priority) VALUES ('t', 'a', 0), ('t', 'a', 5)"
             " RETURNING id, priority"
         )
-        ids = dict((p, i) for i, p in await cur.fetchall())
+        ids = {p: i for i, p in await cur.fetchall()}
         got = [n async for n in listener.notifies(timeout=0.5)]
     assert sorted(n.channel for n in got) == [CHANNEL, "notifyq:a"]
     handed = next(decode_hand_over(n.payload) for n in got if n.channel == CHANNEL)
@@ -154,9 +154,44 @@ async def test_an_idle_worker_runs_handed_over_jobs_without_claiming_and_refills
         for _ in range(5):  # more than the 2 slots: the worker refills them as they run out
             await wait_until(lambda: _armed_with_room(aconn, worker.id))
             (job_id,) = await insert(aconn, "('noop', 'default')")
-            await wait_until(lambda: _is(aconn, job_id, "succeeded"))
+            await wait_until(lambda job_id=job_id: _is(aconn, job_id, "succeeded"))
         assert (worker.claimer.handed, worker.claimer.claims) == (5, claims)
         assert worker.claimer.refills >= 2
+
+
+async def test_a_worker_handed_jobs_faster_than_its_max_rate_claims_instead_of_refilling(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    @registry.task
+    async def noop() -> None:
+        pass
+
+    # at most a job every 1,000 s: any two slots used up count as too fast
+    config = {"concurrency": 2, "poll_interval": 60, "hand_over_max_rate": 0.001}
+    async with running_worker(settings, registry, **config) as worker:
+        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        claims = worker.claimer.claims
+        for _ in range(2):
+            (job_id,) = await insert(aconn, "('noop', 'default')")
+            await wait_until(lambda job_id=job_id: _is(aconn, job_id, "succeeded"))
+        assert worker.claimer.handed == 2
+        await wait_until(lambda: worker.claimer.claims > claims)  # woken to claim, not to refill
+        assert worker.claimer.refills == 0
+
+
+async def test_with_hand_over_off_the_worker_is_only_woken(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    @registry.task
+    async def noop() -> None:
+        pass
+
+    async with running_worker(settings, registry, poll_interval=60, hand_over_max_rate=0) as worker:
+        await wait_until(lambda: worker.claimer.arms >= 2)  # start-up, then the idle claimer's
+        assert await slots(aconn, worker.id) == [0]
+        (job_id,) = await insert(aconn, "('noop', 'default')")
+        await wait_until(lambda: _is(aconn, job_id, "succeeded"))
+        assert worker.claimer.handed == 0
 
 
 async def test_hand_overs_beyond_the_free_room_wait_for_a_runner(
@@ -177,7 +212,8 @@ async def test_hand_overs_beyond_the_free_room_wait_for_a_runner(
         for n, queue in enumerate(["a", "a", "b", "b"]):
             await insert(aconn, f"""('hold', '{queue}', '{{"n": {n}}}')""", "task, queue, payload")
         await wait_until(lambda: w.claimer.handed == 4 and len(started) == 3)
-        assert len(w.executor.running) == 4 and len(w.executor.held()) == 4
+        assert len(w.executor.running) == 4
+        assert len(w.executor.held()) == 4  # the waiting one's lease is renewed too
         release.set()
         await wait_until(lambda: len(started) == 4)
         assert sorted(started) == [0, 1, 2, 3]
@@ -244,7 +280,8 @@ async def test_a_lost_hand_over_runs_once_its_lease_expires(
         await wait_until(lambda: _is(aconn, job_id, "succeeded"))
     cur = await aconn.execute("SELECT attempts, last_error FROM notifyq.jobs WHERE id = %s", (job_id,))
     attempts, error = await cur.fetchone() or ()
-    assert attempts == 2 and "lease expired" in error
+    assert attempts == 2
+    assert "lease expired" in error
 
 
 async def _armed_with_room(aconn: psycopg.AsyncConnection, worker: object) -> bool:
