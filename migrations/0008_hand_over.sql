@@ -17,9 +17,10 @@
 -- the limit is 8,000 for the whole message) or a statement with more due jobs than the one handed
 -- over, the queue is notified as before and workers claim. The fast path of 0007 is unchanged.
 --
--- A hand-over whose notification never arrives (the worker's listener was reconnecting) is a job
--- leased to that worker that it does not run: the worker releases such jobs when it stops, the
--- leader rescues them when the worker dies, and otherwise its lease expiring bounds the delay.
+-- A hand-over whose notification never arrives (the worker's listener connection was lost) is a
+-- job leased to that worker that it does not run: the worker looks for such jobs when its listener
+-- reconnects and when it stops, the leader rescues them when the worker dies, and in any case the
+-- lease expiring (it is not renewed: the worker does not know the job) bounds the delay.
 
 ALTER TABLE {schema}.queue_waiters
     ADD COLUMN slots   int NOT NULL DEFAULT 0 CHECK (slots >= 0),

@@ -314,6 +314,10 @@ def queue_unwait(st: Statements, *, worker: uuid.UUID) -> Query[Any]:
     return st.query("queue_unwait", {"worker": worker}, scalar_row)
 
 
+def job_leased_to(st: Statements, *, worker: uuid.UUID) -> Query[ClaimedJob]:
+    return st.query("job_leased_to", {"worker": worker}, kwargs_row(ClaimedJob))
+
+
 def job_release_held(st: Statements, *, worker: uuid.UUID) -> Query[int]:
     return st.query("job_release_held", {"worker": worker}, _id_row)
 

@@ -129,6 +129,14 @@ WHERE worker_id = %(worker)s AND woken_at IS NULL AND slots < %(slots)s::int;
 -- it jobs.
 DELETE FROM {schema}.queue_waiters WHERE worker_id = %(worker)s;
 
+-- name: job_leased_to
+-- Every job leased to this worker. After its listener reconnects, the worker starts those it does
+-- not know: hand-overs whose notification went to the lost connection.
+SELECT id, queue, task, payload::text AS payload, attempts, max_attempts, priority, run_at,
+       created_at, lease_expires_at
+FROM {schema}.jobs
+WHERE status = 'running' AND lease_holder = %(worker)s;
+
 -- name: job_release_held
 -- The last statement of a stopping worker, once its runs are over and their outcomes written: any
 -- job still leased to it is a hand-over whose notification never reached it. Back to the queue as

@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -117,6 +117,7 @@ class Claimer:
         publish_demand: bool = True,
         hand_over_channel: str | None = None,
         hand_over_max_rate: float = 0.0,
+        recover: Callable[[], Awaitable[None]] | None = None,
         observe: Callable[[Sequence[ClaimedJob]], None] | None = None,
     ) -> None:
         self.pool = pool
@@ -141,6 +142,9 @@ class Claimer:
         self.handed = 0  # jobs producers handed over (claimed for us by the insert trigger)
         self.refills = 0
         self._slots_left: dict[str, int] = {}
+        # run between claims when asked (the listener reconnected): finds lost hand-overs
+        self.recover = recover
+        self._recover_pending = False
         self._slots_given_at = -math.inf  # when the last arm or refill committed (anyio's clock)
         self._slots_given = 0
 
@@ -162,6 +166,10 @@ class Claimer:
         error_delay = 0.05
         stream = _Stream(self.linger)
         while True:
+            if self._recover_pending and not await self._recover():
+                error_delay = min(error_delay * 2, MAX_ERROR_DELAY)
+                await self.waker.wait(error_delay)
+                continue
             free = await self.executor.wait_for_capacity()
             self.waker.clear()
             try:
@@ -199,6 +207,23 @@ class Claimer:
                 await self.refill()
             except psycopg.Error as exc:  # producers wake us instead: slower, nothing lost
                 log.warning("refilling hand-over slots failed (%s)", exc)
+
+    def request_recovery(self) -> None:
+        """Run `recover` before the next claim (no claim of ours is in flight while it runs)."""
+        if self.recover is not None:
+            self._recover_pending = True
+            self.waker.wake()
+
+    async def _recover(self) -> bool:
+        assert self.recover is not None
+        try:
+            with anyio.CancelScope(shield=True):  # jobs it finds must reach the executor
+                await self.recover()
+        except psycopg.Error as exc:
+            log.warning("looking for lost hand-overs failed (%s); retrying", exc)
+            return False
+        self._recover_pending = False
+        return True
 
     async def _wait_within_wake_grace(self, stream: _Stream) -> bool:
         """Shortly after a producer's notification woke us, wait for the next one (producers

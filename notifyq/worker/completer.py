@@ -58,6 +58,10 @@ class Completer:
         if len(self.buffer) >= self.flush_batch:
             self._full.set()
 
+    def paused(self) -> anyio.Lock:
+        """Hold it (`async with`) and no outcome is written meanwhile: they stay in `buffer`."""
+        return self._writing
+
     async def run_once(self) -> int:
         """Write everything buffered; returns how many outcomes were written."""
         async with self._writing:

@@ -5,8 +5,8 @@ notification only flags the running job, a job handed over on the worker's own c
 claimed it for this worker, migrations/0008_hand_over.sql) only goes to the executor. A dropped
 connection (killed backend, restarted database) is replaced with capped exponential backoff while
 the rest of the worker keeps running; after each (re)connect it wakes the claimer, because
-notifications sent while it was away are lost (a hand-over lost so stays leased to this worker until
-it stops, dies or the lease expires: see the migration).
+notifications sent while it was away are lost (and hand-overs sent meanwhile are looked for:
+`on_reconnect`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Listener:
         reconnect_max_delay: float,
         hand_over_channel: str | None = None,
         on_hand_over: Callable[[str], None] | None = None,
+        on_reconnect: Callable[[], None] | None = None,
         on_connect: Callable[[AsyncConnection[Any]], Any] | None = None,
         db_timeout: float = 10.0,
     ) -> None:
@@ -53,6 +54,7 @@ class Listener:
         self.on_cancel = on_cancel
         self.hand_over_channel = hand_over_channel
         self.on_hand_over = on_hand_over
+        self.on_reconnect = on_reconnect
         self.reconnect_max_delay = reconnect_max_delay
         self.on_connect = on_connect
         self.db_timeout = db_timeout
@@ -96,6 +98,8 @@ class Listener:
         except BaseException:
             await conn.close()
             raise
+        if self.connects and self.on_reconnect is not None:
+            self.on_reconnect()
         self.connects += 1
         # anything sent while we were not listening is lost: claim now
         self.waker.wake()

@@ -97,6 +97,8 @@ class Worker:
         self._claim_scope = anyio.CancelScope()
         self._hurry = anyio.Event()
         self._stopping = False
+        # (id, attempt) of jobs adopted after a reconnect: their notification may still arrive
+        self._adopted: set[tuple[int, int]] = set()
         self._build_parts(registry, queries.statements(settings.schema))
         if metrics is not None:
             metrics.attach(self)
@@ -118,7 +120,7 @@ class Worker:
             poll_interval=cfg.poll_interval, linger=cfg.claim_linger,
             db_timeout=cfg.db_timeout, executor=self.executor, waker=self.waker,
             publish_demand=cfg.listen, hand_over_channel=hand_over_channel,
-            hand_over_max_rate=cfg.hand_over_max_rate,
+            hand_over_max_rate=cfg.hand_over_max_rate, recover=self._adopt_lost_hand_overs,
             observe=metrics.claimed if metrics else None,
         )  # fmt: skip
         self.heartbeat = Heartbeat(
@@ -142,6 +144,7 @@ class Worker:
             reconnect_max_delay=cfg.reconnect_max_delay,
             hand_over_channel=hand_over_channel,
             on_hand_over=self._on_hand_over,
+            on_reconnect=self.claimer.request_recovery if self.claimer.hand_over_channel else None,
             on_connect=self.registration.on_listener_connect,
             db_timeout=cfg.db_timeout,
         )
@@ -232,11 +235,29 @@ class Worker:
         except msgspec.DecodeError as exc:  # not from our trigger: its lease expiring frees any job
             log.error("unreadable hand-over notification (%s): %.200s", exc, message)  # noqa: TRY400
             return
+        if (job.id, job.attempts) in self._adopted:
+            self._adopted.discard((job.id, job.attempts))
+            return
         if self._stopping:
             self.completer.add(JobResult(job_id=job.id, attempt=job.attempts, outcome=Outcome.RELEASE))
             return
         self.executor.start(job)
         self.claimer.handed_over(job)
+
+    async def _adopt_lost_hand_overs(self) -> None:
+        """After the listener reconnected: start the jobs leased to us that we do not know, hand-overs
+        whose notification went to the lost connection. Run by the claimer between claims, with
+        outcome writes paused, so a job we know is running, or has its outcome buffered."""
+        query = queries.job_leased_to(self.claimer.statements, worker=self.id)
+        async with self.completer.paused():
+            leased = await db.fetch_all_within(self.pool, query, self.config.db_timeout)
+            known = {*self.executor.running, *(r.job_id for r in self.completer.buffer)}
+            lost = [job for job in leased if job.id not in known]
+        self._adopted = {(job.id, job.attempts) for job in lost}
+        for job in lost:
+            self.executor.start(job)
+        if lost:
+            log.warning("started %d handed-over jobs whose notification was lost", len(lost))
 
     def stop(self, *, now: bool = False) -> None:
         """Stop claiming and shut down; `now` cancels running jobs at once (their leases go back)."""

@@ -263,6 +263,39 @@ async def test_a_hand_over_arriving_while_the_worker_stops_goes_back_to_the_queu
     assert (await row(aconn, late))[:3] == ("queued", 0, None)
 
 
+async def test_after_a_reconnect_the_worker_runs_a_hand_over_it_missed_once(
+    database_url: str, settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    """A hand-over whose notification was lost is found when the listener reconnects (not after
+    the lease), and its notification arriving late after all does not run it twice."""
+    runs: list[int] = []
+
+    @registry.task
+    async def count() -> None:
+        runs.append(1)
+
+    async with (
+        await psycopg.AsyncConnection.connect(database_url, autocommit=True) as lost,
+        running_worker(settings, registry, poll_interval=60) as worker,
+    ):
+        await lost.execute('LISTEN "notifyq!wnowhere"')
+        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        await aconn.execute("UPDATE notifyq.queue_waiters SET channel = 'notifyq!wnowhere'")
+        (job_id,) = await insert(aconn, "('count', 'default')")
+        (message,) = [n.payload async for n in lost.notifies(timeout=2, stop_after=1)]
+        await aconn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'notifyq listener'"
+        )
+        await wait_until(lambda: _is(aconn, job_id, "succeeded"))
+        heard = worker.listener.notifications
+        await aconn.execute("SELECT pg_notify(%s, %s)", (worker.claimer.hand_over_channel, message))
+        await wait_until(lambda: worker.listener.notifications > heard)
+        await wait_until(lambda: worker.completer.written >= 1)
+    assert runs == [1]
+    assert (await row(aconn, job_id))[:2] == ("succeeded", 1)  # its first attempt: no rescue
+
+
 async def test_a_lost_hand_over_runs_once_its_lease_expires(
     settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
 ) -> None:
