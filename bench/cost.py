@@ -1,5 +1,6 @@
 """Scenario 5: what each job costs the database: transactions (each notifyq statement is one),
-WAL bytes, and notifications, for jobs enqueued one per transaction and run by a worker."""
+WAL bytes, and notifications (on the queue's channel and the workers' own, which carry hand-overs),
+for jobs enqueued one per transaction and run by a worker."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Any
 
 import anyio
 import psycopg
+from psycopg import sql
 
 from bench.common import QUEUE, done_count, exactly_once, log, reset, scalar, wait, workers
 from bench.latency import produce
+from notifyq import names
 
 
 def _counters(url: str) -> tuple[int, int]:
@@ -18,16 +21,19 @@ def _counters(url: str) -> tuple[int, int]:
     return xacts, wal
 
 
-async def _count_notifications(url: str, stop: anyio.Event, seen: list[int]) -> None:
+async def _count_notifications(url: str, stop: anyio.Event, seen: dict[str, int]) -> None:
+    queue_channel = names.queue_channel("notifyq", QUEUE)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute(f'LISTEN "notifyq:{QUEUE}"')
+        workers = await (await conn.execute("SELECT id FROM notifyq.workers")).fetchall()
+        for channel in [queue_channel, *(names.hand_over_channel("notifyq", w) for (w,) in workers)]:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         while not stop.is_set():
-            async for _ in conn.notifies(timeout=0.2):
-                seen[0] += 1
+            async for n in conn.notifies(timeout=0.2):
+                seen["queue" if n.channel == queue_channel else "hand_over"] += 1
 
 
-async def _measured(url: str, rate: float, seconds: float) -> int:
-    seen = [0]
+async def _measured(url: str, rate: float, seconds: float) -> dict[str, int]:
+    seen = {"queue": 0, "hand_over": 0}
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         tg.start_soon(_count_notifications, url, stop, seen)
@@ -35,7 +41,7 @@ async def _measured(url: str, rate: float, seconds: float) -> int:
         await produce(url, rate, seconds)
         await anyio.sleep(0.5)
         stop.set()
-    return seen[0]
+    return seen
 
 
 def run(url: str, *, rate: float, seconds: float) -> dict[str, Any]:
@@ -51,6 +57,7 @@ def run(url: str, *, rate: float, seconds: float) -> dict[str, Any]:
         "jobs": jobs,
         "transactions_per_job": (xacts1 - xacts0) / jobs,
         "wal_bytes_per_job": (wal1 - wal0) / jobs,
-        "notifications_per_job": notifications / jobs,
+        "notifications_per_job": sum(notifications.values()) / jobs,
+        "hand_overs_per_job": notifications["hand_over"] / jobs,
         "exactly_once": exactly_once(url, jobs),
     }

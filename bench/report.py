@@ -90,9 +90,10 @@ def render(results: dict[str, Any]) -> str:
         )
     if "cost" in results:
         c = results["cost"]
-        rows = [
-            [k, f"{c[k]:.2f}"] for k in ("transactions_per_job", "wal_bytes_per_job", "notifications_per_job")
-        ]
+        # hand-overs are counted since 2026-12-03
+        measures = ("transactions_per_job", "wal_bytes_per_job", "notifications_per_job")
+        measures += ("hand_overs_per_job",)
+        rows = [[k, f"{c[k]:.2f}"] for k in measures if k in c]
         rows.append(["exactly once", "yes" if c["exactly_once"] else "NO"])
         parts.append(
             table(f"Cost per job ({c['jobs']} jobs, one per transaction)", ["measure", "value"], rows)

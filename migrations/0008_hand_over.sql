@@ -17,6 +17,12 @@
 -- the limit is 8,000 for the whole message) or a statement with more due jobs than the one handed
 -- over, the queue is notified as before and workers claim. The fast path of 0007 is unchanged.
 --
+-- The lease runs from the insert (clock_timestamp(): a transaction's now() is its start), but the
+-- worker learns of the job at the commit and renews the lease from then on. So a transaction
+-- already older than a quarter of the lease hands nothing over (it notifies instead), and one that
+-- commits more than the lease after its insert hands over a job whose lease has run out: the
+-- leader may rescue it as the worker starts it, and it runs again, as after any rescue.
+--
 -- A hand-over whose notification never arrives (the worker's listener connection was lost) is a
 -- job leased to that worker that it does not run: the worker looks for such jobs when its listener
 -- reconnects and when it stops, the leader rescues them when the worker dies, and in any case the
@@ -33,6 +39,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r record;
     waiter record;
+    took boolean;
     job text;
 BEGIN
     IF NOT EXISTS (
@@ -70,13 +77,14 @@ BEGIN
                 FOR UPDATE SKIP LOCKED
             )
             RETURNING worker_id, lease, channel INTO waiter;
-            IF FOUND THEN
+            took := FOUND;
+            IF took AND clock_timestamp() - now() < make_interval(secs => waiter.lease / 4) THEN
                 UPDATE {schema}.jobs j
                 SET status = 'running',
                     attempts = j.attempts + 1,
                     lease_holder = waiter.worker_id,
-                    lease_expires_at = now() + make_interval(secs => waiter.lease),
-                    started_at = now()
+                    lease_expires_at = clock_timestamp() + make_interval(secs => waiter.lease),
+                    started_at = clock_timestamp()
                 WHERE j.id = (
                     SELECT n.id FROM new_jobs n
                     WHERE n.queue = r.queue AND n.status = 'queued' AND n.run_at <= now()
@@ -90,12 +98,12 @@ BEGIN
                     'run_at', j.run_at, 'created_at', j.created_at,
                     'lease_expires_at', j.lease_expires_at)::text
                 INTO job;
-                IF job IS NULL THEN  -- too big to hand over: give the slot back
-                    UPDATE {schema}.queue_waiters SET slots = slots + 1
-                    WHERE queue = r.queue AND worker_id = waiter.worker_id;
-                ELSE
-                    PERFORM pg_notify(waiter.channel, job);
-                END IF;
+            END IF;
+            IF took AND job IS NULL THEN  -- not handed over after all: give the slot back
+                UPDATE {schema}.queue_waiters SET slots = slots + 1
+                WHERE queue = r.queue AND worker_id = waiter.worker_id;
+            ELSIF job IS NOT NULL THEN
+                PERFORM pg_notify(waiter.channel, job);
             END IF;
             IF job IS NULL OR r.due > 1 THEN
                 PERFORM pg_notify({schema_literal} || ':' || r.queue, '');

@@ -22,15 +22,16 @@ WAKE_GRACE_USE (30 ms) ago waits for the next notification instead of publishing
 then arms and confirms: at moderate rates (jobs a few ms apart, too slow to count as a stream) a
 job costs its claim and its outcome, not also an arm and a confirming claim.
 
-Hand-over (migrations/0008_hand_over.sql): publishing demand also gives producers `slots` per queue
-(the free room, shared among the queues): while the worker waits, an insert claims its job for the
-worker in the producer's own transaction and sends it on the worker's channel, and the listener
-starts it; the claimer sleeps on. When producers have used up the slots the claimer refills them
-(one statement for `slots` jobs) once a runner is free, unless they went faster than
+Hand-over (migrations/0008_hand_over.sql): publishing demand also gives producers `slots` per
+queue (the free room, shared among the queues): while the worker waits, an insert claims its job
+for the worker in the producer's own transaction and sends it on the worker's channel, and the
+listener starts it; the claimer sleeps on. When producers have used up the slots the claimer
+refills them (one statement for `slots` jobs) once a runner is free, unless they went faster than
 `hand_over_max_rate` (a hand-over costs its producer a claim and a NOTIFY in its transaction, and
-NOTIFY serialises commits): then it claims, and streams as above, so a busy queue costs producers no NOTIFY.
-A job handed over while a claim was in flight can exceed the free room for a moment; it waits for a
-runner in the executor.
+NOTIFY serialises commits): then it claims, and streams as above, so a busy queue costs producers
+no NOTIFY. A job handed over while a claim was in flight can exceed the free room for a moment; it
+waits for a runner in the executor. After the listener reconnected, `recover` (the worker's) runs
+between two claims to find hand-overs whose notification was lost.
 
 A job committed by a producer that checked for waiters before this worker published, and became
 visible only after its confirming claim, is found by the next notification on the queue or by the

@@ -232,8 +232,9 @@ class Worker:
     def _on_hand_over(self, message: str) -> None:
         try:
             job = decode_hand_over(message)
-        except msgspec.DecodeError as exc:  # not from our trigger: its lease expiring frees any job
+        except msgspec.DecodeError as exc:  # not from our trigger? look for our jobs all the same
             log.error("unreadable hand-over notification (%s): %.200s", exc, message)  # noqa: TRY400
+            self.claimer.request_recovery()
             return
         if (job.id, job.attempts) in self._adopted:
             self._adopted.discard((job.id, job.attempts))
@@ -253,7 +254,7 @@ class Worker:
             leased = await db.fetch_all_within(self.pool, query, self.config.db_timeout)
             known = {*self.executor.running, *(r.job_id for r in self.completer.buffer)}
             lost = [job for job in leased if job.id not in known]
-        self._adopted = {(job.id, job.attempts) for job in lost}
+        self._adopted |= {(job.id, job.attempts) for job in lost}
         for job in lost:
             self.executor.start(job)
         if lost:

@@ -77,7 +77,8 @@ async def test_an_insert_hands_its_job_to_an_armed_worker_with_room(
     job = decode_hand_over(got[0].payload)
     assert (job.id, job.queue, job.task, job.attempts, job.priority) == (job_id, "a", "t", 1, 3)
     assert job.payload == '{"n": 1, "s": "\\"é\\""}'
-    assert 29 < job.waited(0) <= 30  # lease_expires_at - run_at: the waiter's 30 s lease
+    # the waiter's 30 s lease, from the insert (run_at is the transaction's start)
+    assert 30 <= job.waited(0) < 31
     assert await row(aconn, job_id) == ("running", 1, WORKER, 30, True)
     assert await slots(aconn) == [1]
 
@@ -119,6 +120,25 @@ async def test_a_job_not_handed_over_stays_queued_and_the_queue_is_notified(
     assert got == ["notifyq:a"]
     assert await job_status(aconn, job_id) == "queued"
     assert await slots(aconn) == [0 if case == "no slot left" else 2]
+
+
+async def test_a_transaction_older_than_a_quarter_of_the_lease_only_notifies(
+    database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    """The lease runs from the insert but the worker hears of the job at the commit: an old
+    transaction (here 0.3 s, against a 1 s lease) hands nothing over and gives the slot back."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
+        await listener.execute('LISTEN "notifyq:a"')
+        await arm(aconn)
+        await aconn.execute("UPDATE notifyq.queue_waiters SET lease = 1")
+        async with await psycopg.AsyncConnection.connect(database_url) as producer:
+            await producer.execute("SELECT pg_sleep(0.3)")  # the transaction's age, not a wait for an event
+            (job_id,) = await insert(producer)
+            await producer.commit()
+        got = [n.channel async for n in listener.notifies(timeout=0.5)]
+    assert got == ["notifyq:a"]
+    assert await job_status(aconn, job_id) == "queued"
+    assert await slots(aconn) == [2]
 
 
 async def test_of_several_due_jobs_the_first_is_handed_over_and_the_queue_is_told_of_the_rest(
@@ -294,6 +314,22 @@ async def test_after_a_reconnect_the_worker_runs_a_hand_over_it_missed_once(
         await wait_until(lambda: worker.completer.written >= 1)
     assert runs == [1]
     assert (await row(aconn, job_id))[:2] == ("succeeded", 1)  # its first attempt: no rescue
+
+
+async def test_an_unreadable_hand_over_makes_the_worker_look_for_its_jobs(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    @registry.task
+    async def noop() -> None:
+        pass
+
+    async with running_worker(settings, registry, poll_interval=60) as worker:
+        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        await aconn.execute("UPDATE notifyq.queue_waiters SET channel = 'notifyq!wnowhere'")
+        (job_id,) = await insert(aconn, "('noop', 'default')")
+        await aconn.execute("SELECT pg_notify(%s, 'not a job')", (worker.claimer.hand_over_channel,))
+        await wait_until(lambda: _is(aconn, job_id, "succeeded"))
+    assert (await row(aconn, job_id))[:2] == ("succeeded", 1)
 
 
 async def test_a_lost_hand_over_runs_once_its_lease_expires(

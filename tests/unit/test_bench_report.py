@@ -27,7 +27,7 @@ RESULTS = {
         {"queued": 100, "cycle_ms": 3.0, "jobs_per_s": 33.0},
     ],
     "cost": {"jobs": 3, "transactions_per_job": 7.0, "wal_bytes_per_job": 1000.0,
-             "notifications_per_job": 1.0, "exactly_once": True},
+             "notifications_per_job": 1.0, "hand_overs_per_job": 0.25, "exactly_once": True},
 }  # fmt: skip
 
 
@@ -40,6 +40,7 @@ def test_render_shows_every_scenario_and_flags_a_failed_exactly_once_check() -> 
     # call p50, call p99, after p50, after p99: the producer's part and the worker's part
     assert latency_row.split()[-5:-1] == ["0.75", "0.99", "0.50", "4.42"]
     assert "0.91, 0.87" in text
+    assert "hand_overs_per_job" in text.split("Cost per job")[1]
     assert "NO" in text.split("Drain")[1].split("Enqueue")[0]
 
 

@@ -76,3 +76,22 @@ async def test_the_first_wake_since_a_mark_is_kept_and_a_mark_forgets_it() -> No
     assert waker.first_wake_since_mark == first
     waker.mark()
     assert waker.first_wake_since_mark is None
+
+
+async def test_a_refill_request_ends_only_a_wait_that_takes_refills() -> None:
+    waker = Waker()
+    waker.request_refill()
+    assert await waker.wait(0.01) is Wake.POLL  # a linger or wake-grace wait ignores it
+    with anyio.fail_after(1):
+        assert await waker.wait(60, refills=True) is Wake.REFILL
+    assert await waker.wait(0.01, refills=True) is Wake.POLL  # answered once
+
+
+async def test_a_notification_wins_over_a_refill_and_arming_drops_the_refill() -> None:
+    waker = Waker()
+    waker.request_refill()
+    waker.wake()
+    assert await waker.wait(60, refills=True) is Wake.NOTIFIED
+    waker.clear()
+    waker.mark()  # the claimer armed: fresh slots, nothing to refill
+    assert await waker.wait(0.01, refills=True) is Wake.POLL
