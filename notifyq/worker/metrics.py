@@ -90,6 +90,11 @@ class _LiveCollector(Collector):
             "Notifications the listener received",
             value=w.listener.notifications,
         )
+        yield CounterMetricFamily(
+            "notifyq_worker_jobs_handed_over",
+            "Jobs producers handed this worker (claimed for it by the insert trigger)",
+            value=w.claimer.handed,
+        )
         running = len(w.executor.running)
         yield GaugeMetricFamily("notifyq_worker_jobs_running", "Jobs running now", value=running)
         yield GaugeMetricFamily(

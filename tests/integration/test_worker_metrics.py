@@ -49,8 +49,10 @@ async def test_a_worker_exports_its_jobs_outcomes_latency_and_notifications(
         async with anyio.create_task_group() as tg:
             await tg.start(worker.run)
 
-            async def waiting() -> bool:  # its demand is published: the next enqueue notifies it
-                cur = await aconn.execute("SELECT 1 FROM notifyq.queue_waiters WHERE woken_at IS NULL")
+            async def waiting() -> bool:  # its demand is published: the next enqueue is handed over
+                cur = await aconn.execute(
+                    "SELECT 1 FROM notifyq.queue_waiters WHERE woken_at IS NULL AND slots > 0"
+                )
                 return await cur.fetchone() is not None
 
             await wait_until(waiting)
@@ -73,8 +75,9 @@ async def test_a_worker_exports_its_jobs_outcomes_latency_and_notifications(
     assert value("notifyq_worker_run_seconds_count", task=ok.name) == 5
     assert 1 <= value("notifyq_worker_claim_batch_size_count") <= 6
     assert value("notifyq_worker_claim_batch_size_sum") == 6
-    # the first job was enqueued while the worker waited: its notification woke it
+    # the first job was enqueued while the worker waited: it came handed over, in a notification
     assert value("notifyq_worker_notifications_received_total") >= 1
+    assert value("notifyq_worker_jobs_handed_over_total") == worker.claimer.handed >= 1
     assert value("notifyq_worker_jobs_running") == 0
     assert value("notifyq_worker_concurrency") == WorkerSettings().concurrency
 
