@@ -18,10 +18,14 @@
 -- over, the queue is notified as before and workers claim. The fast path of 0007 is unchanged.
 --
 -- The lease runs from the insert (clock_timestamp(): a transaction's now() is its start), but the
--- worker learns of the job at the commit and renews the lease from then on. So a transaction
--- already older than a quarter of the lease hands nothing over (it notifies instead), and one that
--- commits more than the lease after its insert hands over a job whose lease has run out: the
--- leader may rescue it as the worker starts it, and it runs again, as after any rescue.
+-- worker learns of the job at the commit; it renews the lease within a second of that. So a
+-- transaction already older than a quarter of the lease hands nothing over (it notifies instead),
+-- and one that commits more than the lease (less that second) after its insert hands over a job
+-- whose lease has run out: the leader may rescue it as the worker starts it, and it runs again, as
+-- after any rescue. The job goes as it was inserted: a later UPDATE of the row in the same
+-- transaction does not reach the worker (a DELETE leaves it a job whose outcome finds no row).
+-- The function runs with the producer's rights: a producer's role needs UPDATE on jobs and
+-- queue_waiters (the latter since 0004) besides INSERT.
 --
 -- A hand-over whose notification never arrives (the worker's listener connection was lost) is a
 -- job leased to that worker that it does not run: the worker looks for such jobs when its listener
@@ -66,19 +70,21 @@ BEGIN
               AND (w.woken_at IS NULL OR w.woken_at > now() - interval '50 milliseconds')  -- WAKE_GRACE
         ) THEN
             job := NULL;
-            -- take a slot of the longest-waiting armed worker with room (SKIP LOCKED: never wait on
-            -- another producer)
+            -- take a slot of the most recently active armed worker with room (a dead or frozen
+            -- one comes last), unless this transaction is already older than a quarter of its
+            -- lease; SKIP LOCKED: never wait on another producer
             UPDATE {schema}.queue_waiters SET slots = slots - 1
             WHERE ctid = (
                 SELECT q.ctid FROM {schema}.queue_waiters q
                 WHERE q.queue = r.queue AND q.woken_at IS NULL AND q.slots > 0
-                ORDER BY q.since
+                  AND clock_timestamp() - now() < make_interval(secs => q.lease / 4)
+                ORDER BY q.since DESC
                 LIMIT 1
                 FOR UPDATE SKIP LOCKED
             )
             RETURNING worker_id, lease, channel INTO waiter;
             took := FOUND;
-            IF took AND clock_timestamp() - now() < make_interval(secs => waiter.lease / 4) THEN
+            IF took THEN
                 UPDATE {schema}.jobs j
                 SET status = 'running',
                     attempts = j.attempts + 1,

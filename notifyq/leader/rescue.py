@@ -47,12 +47,14 @@ class Rescuer:
 
     async def run_once(self, session: AsyncConnection[Any]) -> RescueResult:
         dead = await self._dead_workers(session)
-        async with self.pool.connection() as conn:
+        # one transaction, the delete first: with their queue_waiters rows gone (the delete waits
+        # for a producer holding one), producers can hand the dead nothing the rescue would miss
+        async with self.pool.connection() as conn, conn.transaction():
+            if dead:
+                await queries.fetch_all(conn, queries.worker_delete_many(self.statements, worker_ids=dead))
             rescued = await queries.fetch_all(
                 conn, queries.job_rescue_many(self.statements, dead=dead, limit=RESCUE_BATCH)
             )
-            if dead:
-                await queries.fetch_all(conn, queries.worker_delete_many(self.statements, worker_ids=dead))
         for worker_id in dead:
             self._suspects.pop(worker_id, None)
         if dead or rescued:

@@ -118,11 +118,18 @@ WHERE {schema}.queue_waiters.woken_at IS NOT NULL
    OR {schema}.queue_waiters.slots IS DISTINCT FROM excluded.slots;
 
 -- name: queue_refill
--- Producers handed this worker the jobs its armed rows allowed, and it has room again: allow more.
--- Only rows still armed: a row a producer's notification stamped means the claimer is awake and
--- re-arms when it is done.
-UPDATE {schema}.queue_waiters SET slots = %(slots)s
-WHERE worker_id = %(worker)s AND woken_at IS NULL AND slots < %(slots)s::int;
+-- Producers handed this worker the jobs its armed rows allowed, and it has room again: allow
+-- exactly `slots` on each (the worker counts from there), and move `since` up: producers prefer the
+-- most recently active worker, so a frozen or dead one that still has rows is chosen last.
+-- Only rows still armed (a row a producer's notification stamped means the claimer is awake and
+-- re-arms when it is done), and SKIP LOCKED: a producer's transaction still holding a row (it took
+-- a slot) must not stall the claimer; that row keeps what it has.
+UPDATE {schema}.queue_waiters SET slots = %(slots)s, since = now()
+WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM {schema}.queue_waiters
+    WHERE worker_id = %(worker)s AND woken_at IS NULL
+    FOR UPDATE SKIP LOCKED
+));
 
 -- name: queue_unwait
 -- A stopping worker withdraws its demand: from the commit on, producers neither notify it nor hand
@@ -143,7 +150,7 @@ WHERE status = 'running' AND lease_holder = %(worker)s;
 -- if never claimed (the attempt is given back), and the queue is notified.
 WITH released AS (
     UPDATE {schema}.jobs
-    SET status = 'queued', attempts = attempts - 1, run_at = now(), started_at = NULL,
+    SET status = 'queued', attempts = attempts - 1, run_at = now(),
         lease_holder = NULL, lease_expires_at = NULL
     WHERE status = 'running' AND lease_holder = %(worker)s
     RETURNING id, queue

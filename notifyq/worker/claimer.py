@@ -23,15 +23,16 @@ then arms and confirms: at moderate rates (jobs a few ms apart, too slow to coun
 job costs its claim and its outcome, not also an arm and a confirming claim.
 
 Hand-over (migrations/0008_hand_over.sql): publishing demand also gives producers `slots` per
-queue (the free room, shared among the queues): while the worker waits, an insert claims its job
-for the worker in the producer's own transaction and sends it on the worker's channel, and the
-listener starts it; the claimer sleeps on. When producers have used up the slots the claimer
-refills them (one statement for `slots` jobs) once a runner is free, unless they went faster than
-`hand_over_max_rate` (a hand-over costs its producer a claim and a NOTIFY in its transaction, and
-NOTIFY serialises commits): then it claims, and streams as above, so a busy queue costs producers
-no NOTIFY. A job handed over while a claim was in flight can exceed the free room for a moment; it
-waits for a runner in the executor. After the listener reconnected, `recover` (the worker's) runs
-between two claims to find hand-overs whose notification was lost.
+queue (the free room, shared among the queues, HAND_OVER_SLOTS at most): while the worker waits, an
+insert claims its job for the worker in the producer's own transaction and sends it on the
+worker's channel, and the listener starts it (worker/handover.py); the claimer sleeps on. When
+producers have used up the slots the claimer refills them (one statement for `slots` jobs) once a
+runner is free, unless they went faster than `hand_over_max_rate` (a hand-over costs its producer a
+claim and a NOTIFY in its transaction, and NOTIFY serialises commits): then it claims, and streams
+as above, so a busy queue costs producers no NOTIFY. A claim in flight holds the runners it may
+fill (`Executor.reserve`): a job handed over meanwhile that finds none free is handed back. After
+the listener reconnected, `recover` runs between two claims to find hand-overs whose notification
+was lost; should it fail, claims go on and it is tried again later.
 
 A job committed by a producer that checked for waiters before this worker published, and became
 visible only after its confirming claim, is found by the next notification on the queue or by the
@@ -70,6 +71,8 @@ STREAM_PATIENCE = 10
 # two statements a job at moderate rates. Should producers have stopped notifying sooner (a lost
 # notification, a slow one), a job waits at most this long: the wait ends in arming and a claim.
 WAKE_GRACE_USE = 0.03
+# hand-over slots per queue row, at most: a refill every this many jobs at light load
+HAND_OVER_SLOTS = 10
 
 
 @dataclass(slots=True)
@@ -146,6 +149,8 @@ class Claimer:
         # run between claims when asked (the listener reconnected): finds lost hand-overs
         self.recover = recover
         self._recover_pending = False
+        self._recover_at = -math.inf
+        self._recover_delay = 0.05
         self._slots_given_at = -math.inf  # when the last arm or refill committed (anyio's clock)
         self._slots_given = 0
 
@@ -167,10 +172,8 @@ class Claimer:
         error_delay = 0.05
         stream = _Stream(self.linger)
         while True:
-            if self._recover_pending and not await self._recover():
-                error_delay = min(error_delay * 2, MAX_ERROR_DELAY)
-                await self.waker.wait(error_delay)
-                continue
+            if self._recover_pending and anyio.current_time() >= self._recover_at:
+                await self._recover()
             free = await self.executor.wait_for_capacity()
             self.waker.clear()
             try:
@@ -213,18 +216,22 @@ class Claimer:
         """Run `recover` before the next claim (no claim of ours is in flight while it runs)."""
         if self.recover is not None:
             self._recover_pending = True
+            self._recover_at = -math.inf
             self.waker.wake()
 
-    async def _recover(self) -> bool:
+    async def _recover(self) -> None:
+        """Run `recover`; when it fails, claims go on and it is tried again later (backing off)."""
         assert self.recover is not None
         try:
             with anyio.CancelScope(shield=True):  # jobs it finds must reach the executor
                 await self.recover()
         except psycopg.Error as exc:
-            log.warning("looking for lost hand-overs failed (%s); retrying", exc)
-            return False
+            self._recover_delay = min(self._recover_delay * 2, MAX_ERROR_DELAY)
+            self._recover_at = anyio.current_time() + self._recover_delay
+            log.warning("looking for lost hand-overs failed (%s); again in %.2fs", exc, self._recover_delay)
+            return
         self._recover_pending = False
-        return True
+        self._recover_delay = 0.05
 
     async def _wait_within_wake_grace(self, stream: _Stream) -> bool:
         """Shortly after a producer's notification woke us, wait for the next one (producers
@@ -256,9 +263,10 @@ class Claimer:
         if not self.publish_demand:
             return
         slots = self._slots_for_free_room() if hand_over else 0
+        channel = self.hand_over_channel
         query = queries.queue_wait(
             self.statements, worker=self.worker_id, queues=self.queues, slots=slots,
-            lease=self.lease if slots else None, channel=self.hand_over_channel if slots else None,
+            lease=self.lease if channel else None, channel=channel,
         )  # fmt: skip
         await db.fetch_all_within(self.pool, query, self.db_timeout)
         self.waker.mark()  # producers notify us again; the next wake-up starts a new grace
@@ -287,14 +295,15 @@ class Claimer:
             await db.fetch_all_within(self.pool, query, self.db_timeout)
 
     def _slots_for_free_room(self) -> int:
-        # every queue row gets the share, rounded up: a worker on n queues may be handed up to
-        # n - 1 jobs over its room, which wait for a runner in the executor (never run beyond it)
+        # every queue row gets the share, rounded up (a worker on n queues may be handed up to n - 1
+        # jobs over its room: it hands them back), and no more than HAND_OVER_SLOTS: a worker that
+        # armed and then froze holds no more jobs than that until its leases expire
         if self.hand_over_channel is None:
             return 0
-        return max(-(-self.executor.free // len(self.queues)), 0)
+        return min(max(-(-self.executor.free // len(self.queues)), 0), HAND_OVER_SLOTS)
 
     def handed_over(self, job: ClaimedJob) -> None:
-        """A producer's trigger claimed `job` for us and the listener has started it."""
+        """A producer's trigger claimed `job` for us, using one of our slots on its queue."""
         self.handed += 1
         left = self._slots_left.get(job.queue, 0) - 1
         self._slots_left[job.queue] = left
@@ -304,14 +313,13 @@ class Claimer:
                 self.waker.wake()  # jobs come too fast for one NOTIFY each: claim them in batches
             else:
                 self.waker.request_refill()
-        if self.observe is not None:
-            self.observe([job])
 
     async def _claim_and_start(self, free: int) -> list[ClaimedJob]:
         # shielded: a claim the database committed must reach the executor, or its jobs would sit
         # leased to us, unrun, until the lease expired
         with anyio.CancelScope(shield=True):
-            jobs = await self.run_once(free)
+            with self.executor.reserve(free):  # a hand-over arriving meanwhile is handed back
+                jobs = await self.run_once(free)
             for job in jobs:
                 self.executor.start(job)
         if self.observe is not None:  # metrics, after the jobs are safely started

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import enum
 import logging
-import math
 import random
 import time
 import traceback
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -76,6 +75,7 @@ class Executor:
         self.draw = draw
         self.running: dict[int, Running] = {}
         self._threads = anyio.CapacityLimiter(concurrency)
+        self._reserved = 0
         self._changed = anyio.Event()
         self._send: MemoryObjectSendStream[Running] | None = None
 
@@ -85,9 +85,7 @@ class Executor:
         Claimed jobs wait for a runner in a memory stream: cheaper than a task per job (anyio's
         task and cancel-scope creation dominated the worker's CPU profile).
         """
-        # unbounded: jobs handed over by producers while a claim was in flight can outnumber the
-        # free runners for a moment (a few, bounded by the hand-over slots); they wait their turn
-        send, receive = anyio.create_memory_object_stream[Running](max_buffer_size=math.inf)
+        send, receive = anyio.create_memory_object_stream[Running](max_buffer_size=self.concurrency)
         async with send, receive, anyio.create_task_group() as runners:
             for _ in range(self.concurrency):
                 runners.start_soon(self._runner, receive.clone())
@@ -101,7 +99,17 @@ class Executor:
 
     @property
     def free(self) -> int:
-        return self.concurrency - len(self.running)
+        """Runners neither busy nor promised to a claim in flight (`reserve`)."""
+        return self.concurrency - len(self.running) - self._reserved
+
+    @contextmanager
+    def reserve(self, count: int) -> Iterator[None]:
+        """Hold `count` runners for a claim in flight: a job handed over meanwhile finds them taken."""
+        self._reserved += count
+        try:
+            yield
+        finally:
+            self._reserved -= count
 
     def held(self) -> list[tuple[int, int]]:
         """(job id, attempt) of every job running here: the claim tokens the heartbeat extends."""
@@ -119,10 +127,13 @@ class Executor:
             await self._changed.wait()
 
     def start(self, job: ClaimedJob) -> None:
-        """Hand a claimed job to a runner: at once if one is free, else when one is (the claimer
-        claims only as many as there are free runners; hand-overs may briefly exceed them)."""
+        """Hand a claimed job to a runner (the callers start only as many as `free` allows)."""
         if self._send is None:
             raise RuntimeError("Executor.start before Executor.run")
+        held = self.running.get(job.id)
+        if held is not None and held.job.attempts == job.attempts:
+            log.error("job %s attempt %s is running here already; not started twice", job.id, job.attempts)
+            return
         running = Running(job)
         self.running[job.id] = running
         self._send.send_nowait(running)

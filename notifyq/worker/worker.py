@@ -12,23 +12,24 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import anyio
-import msgspec
 import psycopg
 from anyio.abc import TaskStatus
 from psycopg_pool import AsyncConnectionPool
 
 from notifyq import db, names, queries, tasks
 from notifyq.leader import Elector, Maintenance
-from notifyq.models import JobResult, Outcome, decode_hand_over
+from notifyq.models import ClaimedJob, JobResult, Outcome
 from notifyq.settings import Settings, WorkerSettings
 from notifyq.worker.claimer import Claimer
 from notifyq.worker.completer import Completer
 from notifyq.worker.executor import Executor, StopReason
+from notifyq.worker.handover import HandOvers
 from notifyq.worker.heartbeat import Beat, Heartbeat
 from notifyq.worker.listener import Listener
 from notifyq.worker.registration import Registration
@@ -96,16 +97,14 @@ class Worker:
         )
         self._claim_scope = anyio.CancelScope()
         self._hurry = anyio.Event()
-        self._stopping = False
-        # (id, attempt) of jobs adopted after a reconnect: their notification may still arrive
-        self._adopted: set[tuple[int, int]] = set()
         self._build_parts(registry, queries.statements(settings.schema))
         if metrics is not None:
             metrics.attach(self)
 
     def _build_parts(self, registry: tasks.Registry, st: queries.Statements) -> None:
         cfg = self.config
-        hand_over_channel = names.hand_over_channel(self.settings.schema, self.id) if cfg.listen else None
+        hand_over = cfg.listen and cfg.hand_over_max_rate > 0
+        hand_over_channel = names.hand_over_channel(self.settings.schema, self.id) if hand_over else None
         self.completer = Completer(
             pool=self.pool, statements=st, worker_id=self.id, flush_interval=cfg.flush_interval,
             flush_batch=cfg.flush_batch, on_written=self._on_written, db_timeout=cfg.db_timeout,
@@ -120,8 +119,7 @@ class Worker:
             poll_interval=cfg.poll_interval, linger=cfg.claim_linger,
             db_timeout=cfg.db_timeout, executor=self.executor, waker=self.waker,
             publish_demand=cfg.listen, hand_over_channel=hand_over_channel,
-            hand_over_max_rate=cfg.hand_over_max_rate, recover=self._adopt_lost_hand_overs,
-            observe=metrics.claimed if metrics else None,
+            hand_over_max_rate=cfg.hand_over_max_rate, observe=metrics.claimed if metrics else None,
         )  # fmt: skip
         self.heartbeat = Heartbeat(
             pool=self.pool,
@@ -131,6 +129,13 @@ class Worker:
             held=self.executor.held,
             db_timeout=cfg.db_timeout,
         )
+        self.hand_overs = HandOvers(
+            pool=self.pool, statements=st, worker_id=self.id, executor=self.executor,
+            completer=self.completer, on_received=self.claimer.handed_over,
+            on_started=self._on_handed_over, on_unreadable=self.claimer.request_recovery,
+            db_timeout=cfg.db_timeout,
+        )  # fmt: skip
+        self.claimer.recover = self.hand_overs.adopt_lost
         self.registration = Registration(
             pool=self.pool, statements=st, worker_id=self.id, queues=cfg.queues,
             concurrency=cfg.concurrency, beat_interval=cfg.heartbeat_interval, db_timeout=cfg.db_timeout,
@@ -143,7 +148,7 @@ class Worker:
             on_cancel=self._on_cancel,
             reconnect_max_delay=cfg.reconnect_max_delay,
             hand_over_channel=hand_over_channel,
-            on_hand_over=self._on_hand_over,
+            on_hand_over=self.hand_overs.receive,
             on_reconnect=self.claimer.request_recovery if self.claimer.hand_over_channel else None,
             on_connect=self.registration.on_listener_connect,
             db_timeout=cfg.db_timeout,
@@ -179,7 +184,8 @@ class Worker:
                 task_status.started()
                 await self._work()
                 await self.completer.flush()
-                await self._release_held()
+                with anyio.CancelScope(shield=True):
+                    await self.hand_overs.release_held()
                 await self.registration.unregister()
                 services.cancel_scope.cancel()
         finally:
@@ -207,58 +213,12 @@ class Worker:
         await self.executor.wait_idle()
 
     async def _withdraw(self) -> None:
-        self._stopping = True  # from here on a hand-over is handed back, not run
+        self.hand_overs.stopping = True  # from here on a hand-over is handed back, not run
         with anyio.CancelScope(shield=True):
             try:
                 await self.claimer.disarm()
             except psycopg.Error as exc:  # still armed: hand-overs keep coming and go back
                 log.warning("could not withdraw worker %s's demand (%s)", self.id, exc)
-
-    async def _release_held(self) -> None:
-        """Hand back jobs still leased to us: hand-overs whose notification we never got."""
-        if self.completer.buffer:  # outcomes not written: those jobs must not be released
-            log.warning("%d outcomes not written; their leases will expire", len(self.completer.buffer))
-            return
-        with anyio.CancelScope(shield=True):
-            query = queries.job_release_held(self.claimer.statements, worker=self.id)
-            try:
-                released = await db.fetch_all_within(self.pool, query, self.config.db_timeout)
-            except psycopg.Error as exc:
-                log.warning("could not release jobs leased to worker %s (%s)", self.id, exc)
-                return
-        if released:
-            log.warning("released %d handed-over jobs this worker never received", len(released))
-
-    def _on_hand_over(self, message: str) -> None:
-        try:
-            job = decode_hand_over(message)
-        except msgspec.DecodeError as exc:  # not from our trigger? look for our jobs all the same
-            log.error("unreadable hand-over notification (%s): %.200s", exc, message)  # noqa: TRY400
-            self.claimer.request_recovery()
-            return
-        if (job.id, job.attempts) in self._adopted:
-            self._adopted.discard((job.id, job.attempts))
-            return
-        if self._stopping:
-            self.completer.add(JobResult(job_id=job.id, attempt=job.attempts, outcome=Outcome.RELEASE))
-            return
-        self.executor.start(job)
-        self.claimer.handed_over(job)
-
-    async def _adopt_lost_hand_overs(self) -> None:
-        """After the listener reconnected: start the jobs leased to us that we do not know, hand-overs
-        whose notification went to the lost connection. Run by the claimer between claims, with
-        outcome writes paused, so a job we know is running, or has its outcome buffered."""
-        query = queries.job_leased_to(self.claimer.statements, worker=self.id)
-        async with self.completer.paused():
-            leased = await db.fetch_all_within(self.pool, query, self.config.db_timeout)
-            known = {*self.executor.running, *(r.job_id for r in self.completer.buffer)}
-            lost = [job for job in leased if job.id not in known]
-        self._adopted |= {(job.id, job.attempts) for job in lost}
-        for job in lost:
-            self.executor.start(job)
-        if lost:
-            log.warning("started %d handed-over jobs whose notification was lost", len(lost))
 
     def stop(self, *, now: bool = False) -> None:
         """Stop claiming and shut down; `now` cancels running jobs at once (their leases go back)."""
@@ -271,6 +231,12 @@ class Worker:
         if result.outcome is Outcome.RETRY:
             # the row's run_at is now() + retry_in as of this write: set the timer from here
             self.waker.schedule(result.retry_in)
+
+    def _on_handed_over(self, jobs: Sequence[ClaimedJob]) -> None:
+        # the lease ran from the producer's insert: renew it soon, not a whole beat interval later
+        self.heartbeat.kick()
+        if self.metrics is not None:
+            self.metrics.claimed(jobs)
 
     def _on_cancel(self, job_id: int) -> None:
         self.executor.stop(job_id, StopReason.CANCEL_REQUESTED)

@@ -214,11 +214,11 @@ async def test_with_hand_over_off_the_worker_is_only_woken(
         assert worker.claimer.handed == 0
 
 
-async def test_hand_overs_beyond_the_free_room_wait_for_a_runner(
+async def test_a_hand_over_beyond_the_free_room_goes_back_to_the_queue(
     settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
 ) -> None:
-    """Three runners on two queues arm two slots on each: the fourth job handed over is held
-    (leased, its lease renewed) until a runner is free, never run beyond `concurrency`."""
+    """Three runners on two queues arm two slots on each: the fourth job handed over finds no free
+    runner and is handed back (queued again, its attempt given back), and runs once one is free."""
     release = anyio.Event()
     started: list[int] = []
 
@@ -229,15 +229,18 @@ async def test_hand_overs_beyond_the_free_room_wait_for_a_runner(
 
     async with running_worker(settings, registry, queues=("a", "b"), concurrency=3, poll_interval=60) as w:
         await wait_until(lambda: _has_slots(aconn, w.id, [2, 2]))
-        for n, queue in enumerate(["a", "a", "b", "b"]):
-            await insert(aconn, f"""('hold', '{queue}', '{{"n": {n}}}')""", "task, queue, payload")
+        ids = [
+            (await insert(aconn, f"""('hold', '{queue}', '{{"n": {n}}}')""", "task, queue, payload"))[0]
+            for n, queue in enumerate(["a", "a", "b", "b"])
+        ]
         await wait_until(lambda: w.claimer.handed == 4 and len(started) == 3)
-        assert len(w.executor.running) == 4
-        assert len(w.executor.held()) == 4  # the waiting one's lease is renewed too
+        await wait_until(lambda: _is(aconn, ids[3], "queued"))
+        assert w.hand_overs.handed_back == 1
+        assert len(w.executor.running) == 3
+        assert (await row(aconn, ids[3]))[:3] == ("queued", 0, None)
         release.set()
-        await wait_until(lambda: len(started) == 4)
-        assert sorted(started) == [0, 1, 2, 3]
         await wait_until(lambda: w.counters.succeeded == 4)
+    assert sorted(started) == [0, 1, 2, 3]
 
 
 async def test_a_stopping_worker_releases_a_hand_over_it_never_received(
@@ -249,10 +252,7 @@ async def test_a_stopping_worker_releases_a_hand_over_it_never_received(
         await aconn.execute("UPDATE notifyq.queue_waiters SET channel = 'notifyq!wnowhere'")
         (job_id,) = await insert(aconn, "('t', 'default')")
         assert (await row(aconn, job_id))[:3] == ("running", 1, str(worker.id))
-    cur = await aconn.execute(
-        "SELECT status::text, attempts, lease_holder, started_at FROM notifyq.jobs WHERE id = %s", (job_id,)
-    )
-    assert await cur.fetchone() == ("queued", 0, None, None)
+    assert (await row(aconn, job_id))[:3] == ("queued", 0, None)
 
 
 async def test_a_hand_over_arriving_while_the_worker_stops_goes_back_to_the_queue(
