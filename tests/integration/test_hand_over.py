@@ -3,6 +3,8 @@ with room and sends it on the worker's own channel; the worker runs it without a
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -17,6 +19,14 @@ pytestmark = pytest.mark.anyio
 
 WORKER = "00000000-0000-0000-0000-0000000000b1"
 CHANNEL = "notifyq!wtest"
+
+
+@asynccontextmanager
+async def listening(database_url: str, *channels: str) -> AsyncIterator[psycopg.AsyncConnection]:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        for channel in channels:
+            await conn.execute(f'LISTEN "{channel}"')
+        yield conn
 
 
 async def arm(aconn: psycopg.AsyncConnection, queue: str = "a", *, slots: int = 2) -> None:
@@ -62,9 +72,7 @@ async def insert(
 async def test_an_insert_hands_its_job_to_an_armed_worker_with_room(
     database_url: str, aconn: psycopg.AsyncConnection
 ) -> None:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
-        await listener.execute(f'LISTEN "{CHANNEL}"')
-        await listener.execute('LISTEN "notifyq:a"')
+    async with listening(database_url, CHANNEL, "notifyq:a") as listener:
         await arm(aconn)
         await aconn.execute("SET TIME ZONE 'Asia/Kolkata'")  # the producer's zone is in the JSON
         cur = await aconn.execute(
@@ -86,8 +94,7 @@ async def test_an_insert_hands_its_job_to_an_armed_worker_with_room(
 async def test_a_rolled_back_insert_hands_nothing_over(
     database_url: str, aconn: psycopg.AsyncConnection
 ) -> None:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
-        await listener.execute(f'LISTEN "{CHANNEL}"')
+    async with listening(database_url, CHANNEL) as listener:
         await arm(aconn)
         async with await psycopg.AsyncConnection.connect(database_url) as producer:
             await producer.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
@@ -108,9 +115,7 @@ async def test_a_rolled_back_insert_hands_nothing_over(
 async def test_a_job_not_handed_over_stays_queued_and_the_queue_is_notified(
     database_url: str, aconn: psycopg.AsyncConnection, case: str, values: str
 ) -> None:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
-        await listener.execute(f'LISTEN "{CHANNEL}"')
-        await listener.execute('LISTEN "notifyq:a"')
+    async with listening(database_url, CHANNEL, "notifyq:a") as listener:
         await arm(aconn, slots=0 if case == "no slot left" else 2)
         cur = await aconn.execute(
             f"INSERT INTO notifyq.jobs (task, queue, payload, run_at) VALUES {values} RETURNING id"
@@ -127,8 +132,7 @@ async def test_a_transaction_older_than_a_quarter_of_the_lease_only_notifies(
 ) -> None:
     """The lease runs from the insert but the worker hears of the job at the commit: an old
     transaction (here 0.3 s, against a 1 s lease) hands nothing over and gives the slot back."""
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
-        await listener.execute('LISTEN "notifyq:a"')
+    async with listening(database_url, "notifyq:a") as listener:
         await arm(aconn)
         await aconn.execute("UPDATE notifyq.queue_waiters SET lease = 1")
         async with await psycopg.AsyncConnection.connect(database_url) as producer:
@@ -144,9 +148,7 @@ async def test_a_transaction_older_than_a_quarter_of_the_lease_only_notifies(
 async def test_of_several_due_jobs_the_first_is_handed_over_and_the_queue_is_told_of_the_rest(
     database_url: str, aconn: psycopg.AsyncConnection
 ) -> None:
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
-        await listener.execute(f'LISTEN "{CHANNEL}"')
-        await listener.execute('LISTEN "notifyq:a"')
+    async with listening(database_url, CHANNEL, "notifyq:a") as listener:
         await arm(aconn)
         cur = await aconn.execute(
             "INSERT INTO notifyq.jobs (task, queue, priority) VALUES ('t', 'a', 0), ('t', 'a', 5)"
