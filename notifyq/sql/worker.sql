@@ -108,14 +108,29 @@ RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested;
 -- name: queue_wait
 -- This worker found its queues empty and is about to sleep: (re)arm its rows so producers notify
 -- (migrations/0004_notify_demand.sql), or hand it up to `slots` jobs per queue (0008_hand_over.sql).
--- The claimer claims once more after this commits.
+-- The claimer claims once more after this commits. It never waits on a producer: a row a
+-- producer's transaction holds is left as it is (SKIP LOCKED; the insert only adds missing rows).
+-- That producer took a slot of it (the row is armed, and its hand-over comes at the commit) or
+-- stamped it (its notification comes at the commit, and the worker arms again after it).
+WITH rearmed AS (
+    UPDATE {schema}.queue_waiters
+    SET woken_at = NULL, since = now(), slots = %(slots)s::int, lease = %(lease)s::float8,
+        channel = %(channel)s::text
+    WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM {schema}.queue_waiters
+        WHERE worker_id = %(worker)s AND queue = ANY (%(queues)s::text[])
+          AND (woken_at IS NOT NULL OR slots IS DISTINCT FROM %(slots)s::int)
+        FOR UPDATE SKIP LOCKED
+    ))
+    RETURNING queue
+)
 INSERT INTO {schema}.queue_waiters (queue, worker_id, slots, lease, channel)
-SELECT unnest(%(queues)s::text[]), %(worker)s, %(slots)s::int, %(lease)s::float8, %(channel)s::text
-ON CONFLICT (queue, worker_id) DO UPDATE
-SET woken_at = NULL, since = now(), slots = excluded.slots, lease = excluded.lease,
-    channel = excluded.channel
-WHERE {schema}.queue_waiters.woken_at IS NOT NULL
-   OR {schema}.queue_waiters.slots IS DISTINCT FROM excluded.slots;
+SELECT q, %(worker)s, %(slots)s::int, %(lease)s::float8, %(channel)s::text
+FROM unnest(%(queues)s::text[]) AS q
+WHERE NOT EXISTS (  -- only rows not there yet: a unique check would wait on a producer's update
+    SELECT 1 FROM {schema}.queue_waiters w WHERE w.queue = q AND w.worker_id = %(worker)s
+)
+ON CONFLICT (queue, worker_id) DO NOTHING;
 
 -- name: queue_refill
 -- Producers handed this worker the jobs its armed rows allowed, and it has room again: allow
@@ -133,8 +148,12 @@ WHERE ctid = ANY (ARRAY(
 
 -- name: queue_unwait
 -- A stopping worker withdraws its demand: from the commit on, producers neither notify it nor hand
--- it jobs.
-DELETE FROM {schema}.queue_waiters WHERE worker_id = %(worker)s;
+-- it jobs. A row a producer's transaction holds stays (SKIP LOCKED: a stop never waits on a
+-- producer); its hand-over is handed back, and the registry row's delete takes the row with it.
+DELETE FROM {schema}.queue_waiters
+WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM {schema}.queue_waiters WHERE worker_id = %(worker)s FOR UPDATE SKIP LOCKED
+));
 
 -- name: job_leased_to
 -- Every job leased to this worker. After its listener reconnects, the worker starts those it does

@@ -81,11 +81,11 @@ class Registration:
                 log.warning("registry beat failed (%s)", exc)
 
     async def unregister(self) -> None:
+        # within db_timeout: the delete takes the worker's queue_waiters rows along, and would wait
+        # for a producer's open transaction holding one (the leader removes a row left behind)
+        query = queries.worker_delete(self.statements, worker_id=self.worker_id)
         with anyio.CancelScope(shield=True):
             try:
-                async with self.pool.connection() as conn:
-                    await queries.fetch_all(
-                        conn, queries.worker_delete(self.statements, worker_id=self.worker_id)
-                    )
+                await db.fetch_all_within(self.pool, query, self.db_timeout)
             except psycopg.Error as exc:
                 log.warning("could not remove worker %s from the registry (%s)", self.worker_id, exc)

@@ -245,6 +245,55 @@ async def test_a_hand_over_beyond_the_free_room_goes_back_to_the_queue(
     assert sorted(started) == [0, 1, 2, 3]
 
 
+async def test_an_open_producer_transaction_holding_the_workers_row_does_not_stall_it(
+    database_url: str, settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    """A producer took a slot of the worker's row and has not committed: other producers skip the
+    row and notify the queue instead, and the worker claims, runs and arms again without waiting
+    for that transaction (its own statements stop at `db_timeout`, longer than this test waits)."""
+
+    @registry.task
+    async def noop() -> None:
+        pass
+
+    async with running_worker(settings, registry, poll_interval=60) as worker:
+        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        async with await psycopg.AsyncConnection.connect(database_url) as slow:
+            (held,) = await insert(slow, "('noop', 'default')")  # holds the row until its commit
+            arms = worker.claimer.arms
+            for _ in range(2):
+                (job_id,) = await insert(aconn, "('noop', 'default')")
+                await wait_until(lambda job_id=job_id: _is(aconn, job_id, "succeeded"), seconds=5)
+            await wait_until(lambda: worker.claimer.arms > arms, seconds=5)
+            await slow.commit()
+        await wait_until(lambda: _is(aconn, held, "succeeded"), seconds=5)
+
+
+async def test_a_worker_stops_while_a_producer_holds_its_row_and_the_job_is_rescued_after(
+    database_url: str, settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    """The stop does not wait for the producer (its registry delete gives up after db_timeout).
+    The producer's commit then hands its job to the stopped worker; another worker's leader finds
+    that worker dead (its lock is free), deletes it and rescues the job, which runs."""
+
+    @registry.task
+    async def noop() -> None:
+        pass
+
+    config = {"poll_interval": 60, "db_timeout": 1, "leader": False}
+    async with await psycopg.AsyncConnection.connect(database_url) as slow:
+        with anyio.fail_after(8):  # start, then a stop that must not wait for `slow`
+            async with running_worker(settings, registry, **config) as first:
+                await wait_until(lambda: _armed_with_room(aconn, first.id))
+                (job_id,) = await insert(slow, "('noop', 'default')")
+        await slow.commit()
+    assert (await row(aconn, job_id))[:3] == ("running", 1, str(first.id))
+    async with running_worker(settings, registry, poll_interval=60, dead_confirm=0.2) as second:
+        await wait_until(lambda: _is(aconn, job_id, "succeeded"))
+    assert second.counters.succeeded == 1
+    assert (await row(aconn, job_id))[:2] == ("succeeded", 2)
+
+
 async def test_a_stopping_worker_releases_a_hand_over_it_never_received(
     settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
 ) -> None:
