@@ -436,6 +436,10 @@ def worker_delete(st: Statements, *, worker_id: uuid.UUID) -> Query[Any]:
     return st.query("worker_delete", {"id": worker_id}, scalar_row)
 
 
+def lock_timeout_local(st: Statements, *, seconds: float) -> Query[Any]:
+    return st.query("lock_timeout_local", {"ms": str(max(int(seconds * 1000), 1))}, scalar_row)
+
+
 def worker_list(st: Statements) -> Query[WorkerInfo]:
     return st.query("worker_list", None, _struct_row(WorkerInfo))
 

@@ -31,6 +31,12 @@ UPDATE {schema}.workers SET last_beat_at = now() WHERE id = %(id)s RETURNING id;
 -- name: worker_delete
 DELETE FROM {schema}.workers WHERE id = %(id)s;
 
+-- name: lock_timeout_local
+-- For the rest of this transaction, a lock wait longer than this fails (LockNotAvailable) on the
+-- server. A client-side deadline alone cannot stop a statement waiting on a lock: the server runs
+-- it on, and commits it, once the lock is free.
+SELECT set_config('lock_timeout', %(ms)s, true);
+
 -- name: worker_list
 SELECT id, host, pid, queues, concurrency, started_at, last_beat_at, leader_since,
        (SELECT count(*) FROM {schema}.jobs j WHERE j.status = 'running' AND j.lease_holder = w.id)::int

@@ -81,11 +81,15 @@ class Registration:
                 log.warning("registry beat failed (%s)", exc)
 
     async def unregister(self) -> None:
-        # within db_timeout: the delete takes the worker's queue_waiters rows along, and would wait
-        # for a producer's open transaction holding one (the leader removes a row left behind)
-        query = queries.worker_delete(self.statements, worker_id=self.worker_id)
+        # the delete takes the worker's queue_waiters rows along, and would wait for a producer's
+        # open transaction holding one: it gives up after db_timeout, on the server (a row left
+        # behind is the leader's, once it sees the worker's lock free)
+        st = self.statements
         with anyio.CancelScope(shield=True):
             try:
-                await db.fetch_all_within(self.pool, query, self.db_timeout)
+                with db.answer_within(2 * self.db_timeout):
+                    async with self.pool.connection() as conn, conn.transaction():
+                        await queries.fetch_all(conn, queries.lock_timeout_local(st, seconds=self.db_timeout))
+                        await queries.fetch_all(conn, queries.worker_delete(st, worker_id=self.worker_id))
             except psycopg.Error as exc:
                 log.warning("could not remove worker %s from the registry (%s)", self.worker_id, exc)

@@ -217,7 +217,7 @@ async def test_with_hand_over_off_the_worker_is_only_woken(
 
 
 async def test_a_hand_over_beyond_the_free_room_goes_back_to_the_queue(
-    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+    database_url: str, settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
 ) -> None:
     """Three runners on two queues arm two slots on each: the fourth job handed over finds no free
     runner and is handed back (queued again, its attempt given back), and runs once one is free."""
@@ -231,10 +231,12 @@ async def test_a_hand_over_beyond_the_free_room_goes_back_to_the_queue(
 
     async with running_worker(settings, registry, queues=("a", "b"), concurrency=3, poll_interval=60) as w:
         await wait_until(lambda: _has_slots(aconn, w.id, [2, 2]))
-        ids = [
-            (await insert(aconn, f"""('hold', '{queue}', '{{"n": {n}}}')""", "task, queue, payload"))[0]
-            for n, queue in enumerate(["a", "a", "b", "b"])
-        ]
+        # one statement per job, one transaction: the four arrive together (the worker has no time
+        # to refill or re-arm in between)
+        async with await psycopg.AsyncConnection.connect(database_url) as producer:
+            values = [f"""('hold', '{queue}', '{{"n": {n}}}')""" for n, queue in enumerate("aabb")]
+            ids = [(await insert(producer, v, "task, queue, payload"))[0] for v in values]
+            await producer.commit()
         await wait_until(lambda: w.claimer.handed == 4 and len(started) == 3)
         await wait_until(lambda: _is(aconn, ids[3], "queued"))
         assert w.hand_overs.handed_back == 1
