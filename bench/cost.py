@@ -8,11 +8,10 @@ from typing import Any
 
 import anyio
 import psycopg
-from psycopg import sql
 
 from bench.common import QUEUE, done_count, exactly_once, log, reset, scalar, wait, workers
 from bench.latency import produce
-from notifyq import names
+from notifyq import names, queries
 
 
 def _counters(url: str) -> tuple[int, int]:
@@ -26,7 +25,7 @@ async def _count_notifications(url: str, stop: anyio.Event, seen: dict[str, int]
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         workers = await (await conn.execute("SELECT id FROM notifyq.workers")).fetchall()
         for channel in [queue_channel, *(names.hand_over_channel("notifyq", w) for (w,) in workers)]:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            await queries.fetch_all(conn, queries.channel_listen(channel))
         while not stop.is_set():
             async for n in conn.notifies(timeout=0.2):
                 seen["queue" if n.channel == queue_channel else "hand_over"] += 1

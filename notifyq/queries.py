@@ -318,10 +318,6 @@ def job_leased_to(st: Statements, *, worker: uuid.UUID) -> Query[ClaimedJob]:
     return st.query("job_leased_to", {"worker": worker}, kwargs_row(ClaimedJob))
 
 
-def job_release_held(st: Statements, *, worker: uuid.UUID) -> Query[int]:
-    return st.query("job_release_held", {"worker": worker}, _id_row)
-
-
 def lease_extend_many(
     st: Statements, *, worker: uuid.UUID, held: Sequence[tuple[int, int]], lease: float
 ) -> Query[LeaseState]:

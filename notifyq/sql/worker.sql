@@ -157,24 +157,9 @@ WHERE ctid = ANY (ARRAY(
 
 -- name: job_leased_to
 -- Every job leased to this worker. After its listener reconnects, the worker starts those it does
--- not know: hand-overs whose notification went to the lost connection.
+-- not know: hand-overs whose notification went to the lost connection; a stopping worker, its
+-- runs over and their outcomes written, hands back any still there.
 SELECT id, queue, task, payload::text AS payload, attempts, max_attempts, priority, run_at,
        created_at, lease_expires_at
 FROM {schema}.jobs
 WHERE status = 'running' AND lease_holder = %(worker)s;
-
--- name: job_release_held
--- The last statement of a stopping worker, once its runs are over and their outcomes written: any
--- job still leased to it is a hand-over whose notification never reached it. Back to the queue as
--- if never claimed (the attempt is given back), and the queue is notified.
-WITH released AS (
-    UPDATE {schema}.jobs
-    SET status = 'queued', attempts = attempts - 1, run_at = now(),
-        lease_holder = NULL, lease_expires_at = NULL
-    WHERE status = 'running' AND lease_holder = %(worker)s
-    RETURNING id, queue
-), wake AS (
-    SELECT count(pg_notify({schema_literal} || ':' || queue, '')) AS n
-    FROM (SELECT DISTINCT queue FROM released) due
-)
-SELECT id FROM released WHERE (SELECT n FROM wake) >= 0;

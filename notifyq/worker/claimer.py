@@ -140,8 +140,8 @@ class Claimer:
         self.publish_demand = publish_demand
         self.observe = observe  # metrics, when on
         self.arms = 0
-        # where producers hand this worker jobs (None: they only wake it)
-        self.hand_over_channel = hand_over_channel if hand_over_max_rate > 0 else None
+        # where producers hand this worker jobs (None: they only wake it; hand_over_max_rate > 0)
+        self.hand_over_channel = hand_over_channel
         self.hand_over_max_rate = hand_over_max_rate
         self.handed = 0  # jobs producers handed over (claimed for us by the insert trigger)
         self.refills = 0

@@ -7,7 +7,7 @@ worker stops; so no more than `concurrency` jobs are ever held.
 
 A hand-over whose message was lost (the listener's connection went down) is a job leased to this
 worker that it does not know. `adopt_lost` finds those after the listener reconnects, and
-`release_held`, the last statement of a stopping worker, hands back any left.
+`release_held`, the last word of a stopping worker, hands back any left.
 """
 
 from __future__ import annotations
@@ -87,20 +87,23 @@ class HandOvers:
         self._start_or_hand_back(lost)
 
     async def release_held(self) -> None:
-        """The stopping worker's last statement: hand back the jobs still leased to it."""
+        """The stopping worker's last word: hand back the jobs still leased to it (its runs are
+        over), as `release` outcomes like any other hand-back."""
         if self.completer.buffer:  # hand-overs that came back after the worker's last flush
             await self.completer.flush()
         if self.completer.buffer:  # outcomes not written: their jobs must not be released
             log.warning("%d outcomes not written; their leases will expire", len(self.completer.buffer))
             return
-        query = queries.job_release_held(self.statements, worker=self.worker_id)
+        query = queries.job_leased_to(self.statements, worker=self.worker_id)
         try:
-            released = await db.fetch_all_within(self.pool, query, self.db_timeout)
+            leased = await db.fetch_all_within(self.pool, query, self.db_timeout)
         except psycopg.Error as exc:
-            log.warning("could not release the jobs leased to worker %s (%s)", self.worker_id, exc)
+            log.warning("could not list the jobs leased to worker %s (%s)", self.worker_id, exc)
             return
-        if released:
-            log.warning("released %d handed-over jobs this worker never received", len(released))
+        if leased:
+            log.warning("handing back %d handed-over jobs this worker never received", len(leased))
+            self._hand_back(leased)
+            await self.completer.flush()
 
     def _known(self) -> set[int]:
         return {*self.executor.running, *(r.job_id for r in self.completer.buffer)}
@@ -109,8 +112,11 @@ class HandOvers:
         room = 0 if self.stopping else max(self.executor.free, 0)
         for job in jobs[:room]:
             self.executor.start(job)
-        for job in jobs[room:]:
-            self.handed_back += 1
-            self.completer.add(JobResult(job_id=job.id, attempt=job.attempts, outcome=Outcome.RELEASE))
+        self._hand_back(jobs[room:])
         if room:
             self.on_started(jobs[:room])
+
+    def _hand_back(self, jobs: list[ClaimedJob]) -> None:
+        for job in jobs:
+            self.handed_back += 1
+            self.completer.add(JobResult(job_id=job.id, attempt=job.attempts, outcome=Outcome.RELEASE))

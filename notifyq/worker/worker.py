@@ -149,7 +149,7 @@ class Worker:
             reconnect_max_delay=cfg.reconnect_max_delay,
             hand_over_channel=hand_over_channel,
             on_hand_over=self.hand_overs.receive,
-            on_reconnect=self.claimer.request_recovery if self.claimer.hand_over_channel else None,
+            on_reconnect=self.claimer.request_recovery if hand_over else None,
             on_connect=self.registration.on_listener_connect,
             db_timeout=cfg.db_timeout,
         )
