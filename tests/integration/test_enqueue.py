@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -9,7 +10,7 @@ import msgspec
 import psycopg
 import pytest
 
-from notifyq import Client, JobSpec, JobStatus, Registry, Settings, SyncClient, queries, tasks
+from notifyq import Client, JobSpec, JobStatus, Registry, Settings, SyncClient, names, queries, tasks
 from notifyq.errors import InvalidNameError, NotifyqError, PayloadError
 from tests.helpers import add_waiter, status_counts
 
@@ -160,4 +161,49 @@ async def test_constraints_reject_impossible_rows_from_plain_sql(aconn: psycopg.
     for statement in bad_rows:
         with pytest.raises(psycopg.errors.CheckViolation):
             await aconn.execute(statement)  # type: ignore[arg-type]
+    assert await status_counts(aconn) == {}
+
+
+def name_candidates(longest: int) -> list[str]:
+    """Every character first and second, the length limit's edges, a trailing newline, non-ASCII."""
+    non_ascii = ["\u00e9", "\u0661", "\uff71"]  # é, an Arabic-Indic digit, a katakana
+    chars = [chr(c) for c in range(1, 128)] + non_ascii
+    return [
+        *chars,
+        *(f"a{c}" for c in chars),
+        "",
+        "a" * longest,
+        "a" * (longest + 1),
+        "_" + "9" * (longest - 1),
+        "a\n",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("statement", "check", "longest"),
+    [
+        ("INSERT INTO notifyq.jobs (queue, task) VALUES (%s, 't')", names.queue_name, names.MAX_QUEUE_LENGTH),
+        ("INSERT INTO notifyq.jobs (queue, task) VALUES ('q', %s)", names.task_name, names.MAX_TASK_LENGTH),
+    ],
+)
+async def test_the_database_accepts_exactly_the_names_the_client_accepts(
+    aconn: psycopg.AsyncConnection, statement: str, check: Callable[[object], str], longest: int
+) -> None:
+    """The CHECKs (migrations/0009, cheaper than 0001's) and names.py state one rule twice."""
+    disagreements = []
+    for name in name_candidates(longest):
+        try:
+            check(name)
+            client_accepts = True
+        except InvalidNameError:
+            client_accepts = False
+        try:
+            async with aconn.transaction(force_rollback=True):
+                await aconn.execute(statement, (name,))  # type: ignore[arg-type]
+            database_accepts = True
+        except psycopg.errors.CheckViolation:
+            database_accepts = False
+        if client_accepts != database_accepts:
+            disagreements.append((name, client_accepts, database_accepts))
+    assert disagreements == []
     assert await status_counts(aconn) == {}
