@@ -3,10 +3,10 @@
 -- PostgreSQL evaluates every CHECK of a row on each INSERT and on each UPDATE, whatever columns
 -- changed, so a job pays its name checks three times: insert, claim and finish. The bounded
 -- repetitions of 0001 (up to 39 and 199 more characters) expand into a large automaton in
--- PostgreSQL's regex engine: about 10 µs a row for both, half of a bulk COPY's server time (measured with psql's
--- \copy of 10,000 rows: 160-235 ms before, 83-113 ms with these checks, 94-105 ms with no name
--- check at all). An unbounded class with the length checked apart accepts exactly the same names
--- (names.py holds the same rules for the client side).
+-- PostgreSQL's regex engine: about 10 µs a row for both, half of a bulk COPY's server time
+-- (psql's \copy of 10,000 rows: 160-235 ms before, 83-113 ms with these checks, 94-105 ms with
+-- no name check at all). An unbounded class with the length checked apart accepts exactly the
+-- same names (names.py holds the same rules for the client side).
 --
 -- The new checks are validated against existing rows under this migration's lock (one scan of
 -- jobs: 1.6 s per million rows measured here), so enqueues wait that long while it applies.
