@@ -19,7 +19,8 @@ from bench import backlog, cost, drain, enqueue, latency, report
 from bench.common import fresh_database, log, settle
 from notifyq import devdb
 
-SCENARIOS = ("latency", "drain", "enqueue", "backlog", "cost")
+SCENARIOS = ("floor", "latency", "drain", "enqueue", "backlog", "cost")
+RATES = [200.0, 1000.0, 3000.0]
 
 
 def main() -> None:
@@ -45,7 +46,8 @@ def _run(url: str, chosen: set[str], *, quick: bool, results: dict[str, Any]) ->
     seconds = 2 if quick else 5
     backlogs = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
     runs: dict[str, Callable[[], Any]] = {
-        "latency": lambda: latency.run(url, rates=[200, 1000, 3000], seconds=seconds),
+        "floor": lambda: latency.floor(url, rates=RATES, seconds=seconds),
+        "latency": lambda: latency.run(url, rates=RATES, seconds=seconds),
         "drain": lambda: drain.run(url, jobs=20_000 if quick else 100_000),
         "enqueue": lambda: enqueue.run(
             url, seconds=seconds, bulk_jobs=50_000 if quick else 200_000, rounds=1 if quick else 3
@@ -62,7 +64,7 @@ def _run(url: str, chosen: set[str], *, quick: bool, results: dict[str, Any]) ->
 def _meta(server: devdb.DevDatabase) -> dict[str, Any]:
     with psycopg.connect(server.url) as conn:
         version = conn.execute("SHOW server_version").fetchone()
-        settings = dict(conn.execute(
+        settings: dict[str, str] = dict(conn.execute(
             "SELECT name, setting FROM pg_settings WHERE name IN"
             " ('fsync', 'synchronous_commit', 'shared_buffers', 'max_connections', 'wal_level')"
         ).fetchall())  # fmt: skip

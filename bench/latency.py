@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
+from psycopg_pool import AsyncConnectionPool
 
-from bench.common import QUEUE, done_count, exactly_once, log, percentiles, reset, wait, workers
+from bench.common import QUEUE, done_count, exactly_once, execute, log, percentiles, reset, wait, workers
 from bench.tasks import STARTS_ENV
 from notifyq import Client, Settings
 
@@ -29,6 +32,33 @@ MODES: dict[str, tuple[str, ...]] = {
     "poll 100ms": ("--no-listen", "--poll-interval", "0.1", "--claim-linger", "0"),
 }
 PRODUCERS = 8
+FLOOR_TABLE = (
+    "CREATE TABLE bench_floor (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload jsonb NOT NULL)"
+)
+FLOOR_INSERT = "INSERT INTO bench_floor (payload) VALUES (%s::jsonb)"
+
+
+async def paced(
+    rate: float, seconds: float, call: Callable[[int], Awaitable[None]]
+) -> tuple[float, dict[int, float]]:
+    """Call `call(n)` for n < rate * seconds from PRODUCERS concurrent producers, job n in its slot
+    `start + n / rate` (a slow call does not lower the offered rate); returns the achieved rate and
+    how long each call took (ms)."""
+    total = int(rate * seconds)
+    calls: dict[int, float] = {}
+    start = anyio.current_time() + 0.1
+
+    async def producer(k: int) -> None:
+        for n in range(k, total, PRODUCERS):
+            await anyio.sleep_until(start + n / rate)
+            began = time.perf_counter()
+            await call(n)
+            calls[n] = (time.perf_counter() - began) * 1000
+
+    async with anyio.create_task_group() as tg:
+        for k in range(PRODUCERS):
+            tg.start_soon(producer, k)
+    return total / (anyio.current_time() - start), calls
 
 
 async def produce(url: str, rate: float, seconds: float, calls_ms: dict[int, float] | None = None) -> float:
@@ -38,24 +68,47 @@ async def produce(url: str, rate: float, seconds: float, calls_ms: dict[int, flo
     call took: the producer's own part (its insert and commit) of the enqueue-to-start latency,
     which no worker can make shorter.
     """
-    total = int(rate * seconds)
     settings = Settings(database_url=url, pool_min_size=PRODUCERS, pool_max_size=PRODUCERS)
-    calls = {} if calls_ms is None else calls_ms
     async with Client(settings) as client:
-        start = anyio.current_time() + 0.1
 
-        async def producer(k: int) -> None:
-            for n in range(k, total, PRODUCERS):
-                await anyio.sleep_until(start + n / rate)
-                sent_at = time.time()
-                await client.enqueue("noop", {"sent_at": sent_at, "n": n}, queue=QUEUE)
-                calls[n] = (time.time() - sent_at) * 1000
+        async def enqueue(n: int) -> None:
+            await client.enqueue("noop", {"sent_at": time.time(), "n": n}, queue=QUEUE)
 
-        async with anyio.create_task_group() as tg:
-            for k in range(PRODUCERS):
-                tg.start_soon(producer, k)
-        elapsed = anyio.current_time() - start
-    return total / elapsed
+        achieved, calls = await paced(rate, seconds, enqueue)
+    if calls_ms is not None:
+        calls_ms.update(calls)
+    return achieved
+
+
+async def bare_inserts(url: str, rate: float, seconds: float) -> dict[int, float]:
+    """The floor under any queue's enqueue call on this machine: the same producers, pool and pacing,
+    each call one row of a table with a primary key, a jsonb and nothing else, in its own transaction
+    (fsync'd commit)."""
+    options: dict[str, Any] = {"autocommit": True}
+    pool = AsyncConnectionPool(url, min_size=PRODUCERS, max_size=PRODUCERS, kwargs=options, open=False)
+    await pool.open(wait=True)  # as the Client opens its pool: every connection up before the first call
+    async with pool:
+
+        async def insert(n: int) -> None:
+            async with pool.connection() as conn:
+                await conn.execute(FLOOR_INSERT, (orjson.dumps({"sent_at": time.time(), "n": n}).decode(),))
+
+        _, calls = await paced(rate, seconds, insert)
+    return calls
+
+
+def floor(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any]]:
+    """Bare durable inserts at each rate, with no worker running: what the `call` columns compare to."""
+    execute(url, FLOOR_TABLE)
+    results = []
+    try:
+        for rate in rates:
+            log(f"latency: floor (bare inserts) at {rate:g} jobs/s for {seconds:g}s")
+            calls = anyio.run(bare_inserts, url, rate, seconds)
+            results.append({"rate": rate, "call_ms": percentiles(sorted(calls.values()))})
+    finally:
+        execute(url, "DROP TABLE bench_floor")
+    return results
 
 
 def take_latencies_ms(folder: Path) -> list[tuple[int, float]]:

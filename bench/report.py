@@ -49,6 +49,19 @@ def render(results: dict[str, Any]) -> str:
                 rows,
             )
         )
+    if "floor" in results:
+        rows = [
+            [f"{r['rate']:g}", *(f"{r['call_ms'][k]:.2f}" for k in ("p50", "p90", "p99", "max"))]
+            for r in results["floor"]
+        ]
+        parts.append(
+            table(
+                "Floor (ms): a bare durable insert, one row (a primary key, a jsonb) in its own transaction,"
+                " same producers and pacing, no worker: what any enqueue call costs on this machine",
+                ["offered/s", "p50", "p90", "p99", "max"],
+                rows,
+            )
+        )
     if "drain" in results:
         rows = [
             [
@@ -90,9 +103,9 @@ def render(results: dict[str, Any]) -> str:
         )
     if "cost" in results:
         c = results["cost"]
-        # hand-overs are counted since 2026-12-03
-        measures = ("transactions_per_job", "wal_bytes_per_job", "notifications_per_job")
-        measures += ("hand_overs_per_job",)
+        # hand-overs are counted since 2026-12-03 (older results lack the key)
+        measures = ["transactions_per_job", "wal_bytes_per_job", "notifications_per_job"]
+        measures.append("hand_overs_per_job")
         rows = [[k, f"{c[k]:.2f}"] for k in measures if k in c]
         rows.append(["exactly once", "yes" if c["exactly_once"] else "NO"])
         parts.append(

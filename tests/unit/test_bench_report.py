@@ -17,6 +17,7 @@ RESULTS = {
          "after_samples_ms": [-0.1, 0.5, 4.5]}
         for m in ("listen/notify", "poll 1s")
     ],
+    "floor": [{"rate": 200, "call_ms": percentiles([0.5, 0.6, 2.5])}],
     "drain": [{"processes": 1, "jobs": 10, "seconds": 0.5, "jobs_per_s": 20.0, "exactly_once": False}],
     "enqueue": {
         "best": {"1 producers, notify": 10.0}, "notify_ratio_1": 0.5, "notify_ratio_8": 0.9,
@@ -33,8 +34,10 @@ RESULTS = {
 
 def test_render_shows_every_scenario_and_flags_a_failed_exactly_once_check() -> None:
     text = report.render(RESULTS)
-    for title in ("Latency", "Drain", "Enqueue", "Backlog", "Cost per job"):
+    for title in ("Latency", "Floor", "Drain", "Enqueue", "Backlog", "Cost per job"):
         assert title in text
+    floor_row = text.split("Floor")[1].splitlines()[3]
+    assert floor_row.split() == ["200", "0.60", "2.12", "2.46", "2.50"]
     assert "1.50x" in text
     latency_row = next(line for line in text.splitlines() if line.startswith("listen/notify"))
     # call p50, call p99, after p50, after p99: the producer's part and the worker's part
