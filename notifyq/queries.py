@@ -144,6 +144,7 @@ def _struct_row(cls: type[R]) -> BaseRowFactory[R]:
 
 
 _id_row: BaseRowFactory[int] = scalar_row
+_text_row: BaseRowFactory[str] = scalar_row
 _job_row = _struct_row(Job)
 
 
@@ -306,8 +307,8 @@ def queue_wait(
     return st.query("queue_wait", params, scalar_row)
 
 
-def queue_refill(st: Statements, *, worker: uuid.UUID, slots: int) -> Query[Any]:
-    return st.query("queue_refill", {"worker": worker, "slots": slots}, scalar_row)
+def queue_refill(st: Statements, *, worker: uuid.UUID, slots: int) -> Query[str]:
+    return st.query("queue_refill", {"worker": worker, "slots": slots}, _text_row)
 
 
 def queue_unwait(st: Statements, *, worker: uuid.UUID) -> Query[Any]:

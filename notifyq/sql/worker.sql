@@ -138,13 +138,14 @@ ON CONFLICT (queue, worker_id) DO NOTHING;
 -- most recently active worker, so a frozen or dead one that still has rows is chosen last.
 -- Only rows still armed (a row a producer's notification stamped means the claimer is awake and
 -- re-arms when it is done), and SKIP LOCKED: a producer's transaction still holding a row (it took
--- a slot) must not stall the claimer; that row keeps what it has.
+-- a slot) must not stall the claimer; that row keeps what it has. Returns the queues refilled.
 UPDATE {schema}.queue_waiters SET slots = %(slots)s, since = now()
 WHERE ctid = ANY (ARRAY(
     SELECT ctid FROM {schema}.queue_waiters
     WHERE worker_id = %(worker)s AND woken_at IS NULL
     FOR UPDATE SKIP LOCKED
-));
+))
+RETURNING queue;
 
 -- name: queue_unwait
 -- A stopping worker withdraws its demand: from the commit on, producers neither notify it nor hand

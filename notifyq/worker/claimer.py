@@ -279,12 +279,17 @@ class Claimer:
         if slots <= 0:
             return
         query = queries.queue_refill(self.statements, worker=self.worker_id, slots=slots)
-        await db.fetch_all_within(self.pool, query, self.db_timeout)
-        self._gave_slots(slots)
+        refilled = await db.fetch_all_within(self.pool, query, self.db_timeout)
+        self._gave_slots(slots, refilled)
         self.refills += 1
 
-    def _gave_slots(self, slots: int) -> None:
-        self._slots_left = dict.fromkeys(self.queues, slots)
+    def _gave_slots(self, slots: int, queues: Sequence[str] | None = None) -> None:
+        """Count `slots` from now on, on `queues` (all of ours by default): a refill leaves out the
+        rows it skipped, which keep their own count."""
+        if queues is None:
+            self._slots_left = dict.fromkeys(self.queues, slots)
+        else:
+            self._slots_left.update(dict.fromkeys(queues, slots))
         self._slots_given = slots
         self._slots_given_at = anyio.current_time()
 
@@ -303,16 +308,20 @@ class Claimer:
         return min(max(-(-self.executor.free // len(self.queues)), 0), HAND_OVER_SLOTS)
 
     def handed_over(self, job: ClaimedJob) -> None:
-        """A producer's trigger claimed `job` for us, using one of our slots on its queue."""
+        """A producer's trigger claimed `job` for us, using one of our slots on its queue. Once half
+        the slots are used, refill them: a refill that came only when none were left let producers
+        find none in the meantime, so their jobs were notified and claimed (5-10 % of the jobs at
+        200 jobs/s, and the tail of the latency)."""
         self.handed += 1
         left = self._slots_left.get(job.queue, 0) - 1
         self._slots_left[job.queue] = left
-        if left == 0:
-            lasted = anyio.current_time() - self._slots_given_at
-            if lasted < self._slots_given / self.hand_over_max_rate:
-                self.waker.wake()  # jobs come too fast for one NOTIFY each: claim them in batches
-            else:
-                self.waker.request_refill()
+        if left > self._slots_given // 2:
+            return
+        used = self._slots_given - left
+        if anyio.current_time() - self._slots_given_at < used / self.hand_over_max_rate:
+            self.waker.wake()  # jobs come too fast for one NOTIFY each: claim them in batches
+        else:
+            self.waker.request_refill()
 
     async def _claim_and_start(self, free: int) -> list[ClaimedJob]:
         # shielded: a claim the database committed must reach the executor, or its jobs would sit

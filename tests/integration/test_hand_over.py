@@ -3,6 +3,7 @@ with room and sends it on the worker's own channel; the worker runs it without a
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,7 +12,7 @@ import anyio
 import psycopg
 import pytest
 
-from notifyq import Registry, Settings
+from notifyq import Registry, Settings, queries
 from notifyq.models import decode_hand_over
 from tests.helpers import job_status, running_worker, wait_until
 
@@ -179,6 +180,44 @@ async def test_an_idle_worker_runs_handed_over_jobs_without_claiming_and_refills
             await wait_until(lambda job_id=job_id: _is(aconn, job_id, "succeeded"))
         assert (worker.claimer.handed, worker.claimer.claims) == (5, claims)
         assert worker.claimer.refills >= 2
+
+
+async def test_a_worker_refills_its_slots_once_producers_used_half_of_them(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    """Refilling only when none were left let the next producers find none, so their jobs were
+    notified and claimed instead; half used up is the signal now."""
+
+    @registry.task
+    async def noop() -> None:
+        pass
+
+    async with running_worker(settings, registry, concurrency=4, poll_interval=60) as worker:
+        await wait_until(lambda: _has_slots(aconn, worker.id, [4]))
+        claims, refills = worker.claimer.claims, worker.claimer.refills
+        for _ in range(2):
+            (job_id,) = await insert(aconn, "('noop', 'default')")
+            await wait_until(lambda job_id=job_id: _is(aconn, job_id, "succeeded"))
+        await wait_until(lambda: worker.claimer.refills > refills)
+        assert (worker.claimer.handed, worker.claimer.claims) == (2, claims)
+        # the free room at the refill: 3 or 4, as the second job had finished or not
+        assert (await slots(aconn, worker.id))[0] > 2
+
+
+async def test_a_refill_leaves_the_row_a_producer_holds_and_says_which_it_refilled(
+    database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    st = queries.statements("notifyq")
+    refill = queries.queue_refill(st, worker=uuid.UUID(WORKER), slots=5)
+    await arm(aconn, "a")
+    await arm(aconn, "b")
+    async with await psycopg.AsyncConnection.connect(database_url) as producer:
+        await insert(producer)  # takes a slot of queue a: its transaction holds that row
+        assert await queries.fetch_all(aconn, refill) == ["b"]
+        await producer.commit()
+    assert await slots(aconn) == [1, 5]
+    assert sorted(await queries.fetch_all(aconn, refill)) == ["a", "b"]
+    assert await slots(aconn) == [5, 5]
 
 
 async def test_a_worker_handed_jobs_faster_than_its_max_rate_claims_instead_of_refilling(
