@@ -26,7 +26,7 @@ Hand-over (migrations/0008_hand_over.sql): publishing demand also gives producer
 queue (the free room, shared among the queues, HAND_OVER_SLOTS at most): while the worker waits, an
 insert claims its job for the worker in the producer's own transaction and sends it on the
 worker's channel, and the listener starts it (worker/handover.py); the claimer sleeps on. When
-producers have used up the slots the claimer refills them (one statement for `slots` jobs) once a
+producers have used half the slots the claimer refills them (one statement for `slots` jobs) once a
 runner is free, unless they went faster than `hand_over_max_rate` (a hand-over costs its producer a
 claim and a NOTIFY in its transaction, and NOTIFY serialises commits): then it claims, and streams
 as above, so a busy queue costs producers no NOTIFY. A claim in flight holds the runners it may
@@ -71,7 +71,7 @@ STREAM_PATIENCE = 10
 # two statements a job at moderate rates. Should producers have stopped notifying sooner (a lost
 # notification, a slow one), a job waits at most this long: the wait ends in arming and a claim.
 WAKE_GRACE_USE = 0.03
-# hand-over slots per queue row, at most: a refill every this many jobs at light load
+# hand-over slots per queue row, at most: a refill every half this many jobs at light load
 HAND_OVER_SLOTS = 10
 
 

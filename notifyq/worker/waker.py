@@ -22,7 +22,7 @@ class Wake(enum.Enum):
     NOTIFIED = "notified"
     TIMER = "timer"
     POLL = "poll"
-    REFILL = "refill"  # producers used up the jobs they may hand this worker (only if asked for)
+    REFILL = "refill"  # producers used half the jobs they may hand this worker (only if asked for)
 
 
 class Waker:
