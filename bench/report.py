@@ -104,8 +104,12 @@ def render(results: dict[str, Any]) -> str:
     if "cost" in results:
         c = results["cost"]
         # hand-overs are counted since 2026-12-03 (older results lack the key)
-        measures = ["transactions_per_job", "wal_bytes_per_job", "notifications_per_job"]
-        measures.append("hand_overs_per_job")
+        measures = (
+            "transactions_per_job",
+            "wal_bytes_per_job",
+            "notifications_per_job",
+            "hand_overs_per_job",
+        )
         rows = [[k, f"{c[k]:.2f}"] for k in measures if k in c]
         rows.append(["exactly once", "yes" if c["exactly_once"] else "NO"])
         parts.append(
