@@ -85,9 +85,10 @@ async def bare_inserts(url: str, rate: float, seconds: float) -> dict[int, float
     each call one row of a table with a primary key, a jsonb and nothing else, in its own transaction
     (fsync'd commit)."""
     options: dict[str, Any] = {"autocommit": True}
-    pool = AsyncConnectionPool(url, min_size=PRODUCERS, max_size=PRODUCERS, kwargs=options, open=False)
-    await pool.open(wait=True)  # as the Client opens its pool: every connection up before the first call
-    async with pool:
+    async with AsyncConnectionPool(
+        url, min_size=PRODUCERS, max_size=PRODUCERS, kwargs=options, open=False
+    ) as pool:
+        await pool.wait()  # as the Client opens its pool: every connection up before the first call
 
         async def insert(n: int) -> None:
             async with pool.connection() as conn:

@@ -76,6 +76,17 @@ HAND_OVER_SLOTS = 10
 
 
 @dataclass(slots=True)
+class _Grant:
+    """The hand-over slots one queue's row was last given (an arm or a refill): how many, when
+    (anyio's clock), how many producers left, and whether a refill or a claim was asked for since."""
+
+    given: int
+    at: float
+    left: int
+    asked: bool = False
+
+
+@dataclass(slots=True)
 class _Stream:
     """Whether jobs are streaming in, as far as the claims tell; all on anyio's clock."""
 
@@ -145,14 +156,12 @@ class Claimer:
         self.hand_over_max_rate = hand_over_max_rate
         self.handed = 0  # jobs producers handed over (claimed for us by the insert trigger)
         self.refills = 0
-        self._slots_left: dict[str, int] = {}
+        self._grants: dict[str, _Grant] = {}
         # run between claims when asked (the listener reconnected): finds lost hand-overs
         self.recover = recover
         self._recover_pending = False
         self._recover_at = -math.inf
         self._recover_delay = 0.05
-        self._slots_given_at = -math.inf  # when the last arm or refill committed (anyio's clock)
-        self._slots_given = 0
 
     async def run_once(self, limit: int) -> list[ClaimedJob]:
         query = queries.job_claim_batch(
@@ -203,7 +212,7 @@ class Claimer:
 
     async def _sleep(self) -> None:
         """Wait for a notification, the timer or the poll; meanwhile refill the hand-over slots
-        whenever producers used them up, so the next job comes handed over too."""
+        whenever producers used half of them, so the next jobs come handed over too."""
         give_up = anyio.current_time() + self.poll_interval
         while await self.waker.wait(give_up - anyio.current_time(), refills=True) is Wake.REFILL:
             await self.executor.wait_for_capacity()
@@ -274,24 +283,26 @@ class Claimer:
         self.arms += 1
 
     async def refill(self) -> None:
-        """Producers used up our hand-over slots on some queue: allow as many as we have room."""
+        """Producers used half our hand-over slots on some queue: allow as many as we have room."""
         slots = self._slots_for_free_room()
         if slots <= 0:
             return
         query = queries.queue_refill(self.statements, worker=self.worker_id, slots=slots)
         refilled = await db.fetch_all_within(self.pool, query, self.db_timeout)
         self._gave_slots(slots, refilled)
-        self.refills += 1
+        for queue in set(self.queues) - set(refilled):
+            # skipped: a producer's transaction held the row (it took a slot; its job comes next,
+            # and asks again), or a notification stamped it (the claimer re-arms when done)
+            if queue in self._grants:
+                self._grants[queue].asked = False
+        if refilled:
+            self.refills += 1
 
     def _gave_slots(self, slots: int, queues: Sequence[str] | None = None) -> None:
-        """Count `slots` from now on, on `queues` (all of ours by default): a refill leaves out the
-        rows it skipped, which keep their own count."""
-        if queues is None:
-            self._slots_left = dict.fromkeys(self.queues, slots)
-        else:
-            self._slots_left.update(dict.fromkeys(queues, slots))
-        self._slots_given = slots
-        self._slots_given_at = anyio.current_time()
+        """Count `slots` from now on on `queues` (all of ours by default)."""
+        now = anyio.current_time()
+        for queue in self.queues if queues is None else queues:
+            self._grants[queue] = _Grant(given=slots, at=now, left=slots)
 
     async def disarm(self) -> None:
         """Withdraw our demand (stopping): producers stop notifying us and handing us jobs."""
@@ -313,12 +324,14 @@ class Claimer:
         find none in the meantime, so their jobs were notified and claimed (5-10 % of the jobs at
         200 jobs/s, and the tail of the latency)."""
         self.handed += 1
-        left = self._slots_left.get(job.queue, 0) - 1
-        self._slots_left[job.queue] = left
-        if left > self._slots_given // 2:
+        now = anyio.current_time()
+        grant = self._grants.setdefault(job.queue, _Grant(given=0, at=now, left=0))
+        grant.left -= 1
+        if grant.asked or grant.left > grant.given // 2:
             return
-        used = self._slots_given - left
-        if anyio.current_time() - self._slots_given_at < used / self.hand_over_max_rate:
+        grant.asked = True  # once per grant: one refill (or claim) is enough
+        used = grant.given - grant.left
+        if self.hand_over_max_rate > 0 and now - grant.at < used / self.hand_over_max_rate:
             self.waker.wake()  # jobs come too fast for one NOTIFY each: claim them in batches
         else:
             self.waker.request_refill()

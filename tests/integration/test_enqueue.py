@@ -176,6 +176,7 @@ def name_candidates(longest: int) -> list[str]:
         "a" * (longest + 1),
         "_" + "9" * (longest - 1),
         "a\n",
+        "\na",
     ]
 
 
@@ -207,3 +208,35 @@ async def test_the_database_accepts_exactly_the_names_the_client_accepts(
             disagreements.append((name, client_accepts, database_accepts))
     assert disagreements == []
     assert await status_counts(aconn) == {}
+
+
+# the name CHECKs of migrations/0001, which 0009 replaced with cheaper expressions of the same rules
+NAME_CHECKS_0001 = {
+    "queue": "queue ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}$'",
+    "task": "task ~ '^[A-Za-z_][A-Za-z0-9_.:-]{0,199}$'",
+}
+
+
+@pytest.mark.parametrize("column", ["queue", "task"])
+async def test_the_name_checks_of_0009_agree_with_those_of_0001(
+    aconn: psycopg.AsyncConnection, column: str
+) -> None:
+    """Over every character of the Basic Multilingual Plane alone, before and after a letter, and
+    every length up to past the limit: the installed CHECK and 0001's give the same verdict."""
+    cur = await aconn.execute(
+        "SELECT pg_get_expr(conbin, conrelid) FROM pg_constraint WHERE conname = %s",
+        (f"jobs_{column}_format",),
+    )
+    installed = (await cur.fetchone() or [""])[0]
+    assert "{" not in installed  # 0009's form: no bounded repetition
+    candidates = (
+        "SELECT s FROM generate_series(1, 65535) c, LATERAL (SELECT chr(c) AS ch) x,"
+        " unnest(ARRAY[x.ch, 'a' || x.ch, x.ch || 'a']) s"
+        " WHERE c NOT BETWEEN 55296 AND 57343"  # surrogates are no characters
+        " UNION ALL SELECT repeat('a', n) FROM generate_series(0, 210) n"
+        " UNION ALL SELECT unnest(ARRAY[E'a\\n', E'\\na', E'a\\nb'])"
+    )
+    differ = f"({installed}) IS DISTINCT FROM ({NAME_CHECKS_0001[column]})"
+    query = f"SELECT count(*), count(*) FILTER (WHERE {differ}) FROM ({candidates}) AS names ({column})"
+    cur = await aconn.execute(query)  # type: ignore[arg-type]
+    assert await cur.fetchone() == (3 * (65535 - 2048) + 211 + 3, 0)

@@ -194,12 +194,14 @@ async def test_a_worker_refills_its_slots_once_producers_used_half_of_them(
 
     async with running_worker(settings, registry, concurrency=4, poll_interval=60) as worker:
         await wait_until(lambda: _has_slots(aconn, worker.id, [4]))
-        claims, refills = worker.claimer.claims, worker.claimer.refills
+        claimed, refills = worker.claimer.claimed, worker.claimer.refills
         for _ in range(2):
             (job_id,) = await insert(aconn, "('noop', 'default')")
             await wait_until(lambda job_id=job_id: _is(aconn, job_id, "succeeded"))
         await wait_until(lambda: worker.claimer.refills > refills)
-        assert (worker.claimer.handed, worker.claimer.claims) == (2, claims)
+        # both ran as handed over (none handed back to be claimed: the arming claim holds runners)
+        assert (worker.claimer.handed, worker.hand_overs.handed_back) == (2, 0)
+        assert worker.claimer.claimed == claimed
         # the free room at the refill: 3 or 4, as the second job had finished or not
         assert (await slots(aconn, worker.id))[0] > 2
 
