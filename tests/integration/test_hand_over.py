@@ -288,6 +288,32 @@ async def test_a_hand_over_beyond_the_free_room_goes_back_to_the_queue(
     assert sorted(started) == [0, 1, 2, 3]
 
 
+async def test_a_job_handed_back_runs_as_soon_as_a_runner_is_free_not_at_the_next_poll(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    """One runner, a slot on each of two queues, the claimer asleep: a job handed over while the
+    runner is busy is handed back (queued again). The write of its release notifies the queue
+    (job_finish_many), so it is claimed once the runner is free, long before the poll (60 s)."""
+    release = anyio.Event()
+    started: list[str] = []
+
+    @registry.task
+    async def hold(payload: dict[str, str]) -> None:
+        started.append(payload["q"])
+        await release.wait()
+
+    async with running_worker(settings, registry, queues=("a", "b"), concurrency=1, poll_interval=60) as w:
+        await wait_until(lambda: _has_slots(aconn, w.id, [1, 1]))
+        for queue in "ab":
+            await insert(aconn, f"""('hold', '{queue}', '{{"q": "{queue}"}}')""", "task, queue, payload")
+            await wait_until(lambda queue=queue: w.claimer.handed == "ab".index(queue) + 1)
+        await wait_until(lambda: w.hand_overs.handed_back == 1 and w.completer.written == 1)
+        assert (started, w.claimer.claimed) == (["a"], 0)  # b is queued again, unclaimed
+        release.set()
+        await wait_until(lambda: w.counters.succeeded == 2)
+    assert started == ["a", "b"]
+
+
 async def test_an_open_producer_transaction_holding_the_workers_row_does_not_stall_it(
     database_url: str, settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
 ) -> None:
