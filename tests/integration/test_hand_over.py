@@ -70,6 +70,19 @@ async def insert(
     return [int(i) for (i,) in await cur.fetchall()]
 
 
+def hold_task(registry: Registry) -> tuple[list[object], anyio.Event]:
+    """Register `hold`: it notes its payload's "n" in the list and runs until the event is set."""
+    release = anyio.Event()
+    started: list[object] = []
+
+    @registry.task
+    async def hold(payload: dict[str, object]) -> None:
+        started.append(payload["n"])
+        await release.wait()
+
+    return started, release
+
+
 async def test_an_insert_hands_its_job_to_an_armed_worker_with_room(
     database_url: str, aconn: psycopg.AsyncConnection
 ) -> None:
@@ -262,14 +275,7 @@ async def test_a_hand_over_beyond_the_free_room_goes_back_to_the_queue(
 ) -> None:
     """Three runners on two queues arm two slots on each: the fourth job handed over finds no free
     runner and is handed back (queued again, its attempt given back), and runs once one is free."""
-    release = anyio.Event()
-    started: list[int] = []
-
-    @registry.task
-    async def hold(payload: dict[str, int]) -> None:
-        started.append(payload["n"])
-        await release.wait()
-
+    started, release = hold_task(registry)
     async with running_worker(settings, registry, queues=("a", "b"), concurrency=3, poll_interval=60) as w:
         await wait_until(lambda: _has_slots(aconn, w.id, [2, 2]))
         # one statement per job, one transaction: the four arrive together (the worker has no time
@@ -294,18 +300,11 @@ async def test_a_job_handed_back_runs_as_soon_as_a_runner_is_free_not_at_the_nex
     """One runner, a slot on each of two queues, the claimer asleep: a job handed over while the
     runner is busy is handed back (queued again). The write of its release notifies the queue
     (job_finish_many), so it is claimed once the runner is free, long before the poll (60 s)."""
-    release = anyio.Event()
-    started: list[str] = []
-
-    @registry.task
-    async def hold(payload: dict[str, str]) -> None:
-        started.append(payload["q"])
-        await release.wait()
-
+    started, release = hold_task(registry)
     async with running_worker(settings, registry, queues=("a", "b"), concurrency=1, poll_interval=60) as w:
         await wait_until(lambda: _has_slots(aconn, w.id, [1, 1]))
         for queue in "ab":
-            await insert(aconn, f"""('hold', '{queue}', '{{"q": "{queue}"}}')""", "task, queue, payload")
+            await insert(aconn, f"""('hold', '{queue}', '{{"n": "{queue}"}}')""", "task, queue, payload")
             await wait_until(lambda queue=queue: w.claimer.handed == "ab".index(queue) + 1)
         await wait_until(lambda: w.hand_overs.handed_back == 1 and w.completer.written == 1)
         assert (started, w.claimer.claimed) == (["a"], 0)  # b is queued again, unclaimed
