@@ -147,6 +147,7 @@ class Claimer:
         self.waker = waker
         self.claims = 0
         self.claimed = 0
+        self.sleeping = False  # waiting for work, demand published: no claim until woken
         # only a listening worker publishes demand; a poll-only one asks for no notifications
         self.publish_demand = publish_demand
         self.observe = observe  # metrics, when on
@@ -207,7 +208,11 @@ class Claimer:
                 await self.waker.wait(error_delay)
                 continue
             slept = anyio.current_time()
-            await self._sleep()
+            self.sleeping = True
+            try:
+                await self._sleep()
+            finally:
+                self.sleeping = False
             stream.woke(anyio.current_time() - slept)
 
     async def _sleep(self) -> None:

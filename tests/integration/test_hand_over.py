@@ -12,7 +12,7 @@ import anyio
 import psycopg
 import pytest
 
-from notifyq import Registry, Settings, queries
+from notifyq import Registry, Settings, Worker, queries
 from notifyq.models import decode_hand_over
 from tests.helpers import job_status, running_worker, wait_until
 
@@ -185,7 +185,7 @@ async def test_an_idle_worker_runs_handed_over_jobs_without_claiming_and_refills
         pass
 
     async with running_worker(settings, registry, concurrency=2, poll_interval=60) as worker:
-        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        await wait_until(lambda: _asleep_with_room(aconn, worker))  # past its confirming claim
         claims = worker.claimer.claims
         for _ in range(5):  # more than the 2 slots: the worker refills them as they run out
             await wait_until(lambda: _armed_with_room(aconn, worker.id))
@@ -245,7 +245,7 @@ async def test_a_worker_handed_jobs_faster_than_its_max_rate_claims_instead_of_r
     # at most a job every 1,000 s: any two slots used up count as too fast
     config = {"concurrency": 2, "poll_interval": 60, "hand_over_max_rate": 0.001}
     async with running_worker(settings, registry, **config) as worker:
-        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        await wait_until(lambda: _asleep_with_room(aconn, worker))
         claims = worker.claimer.claims
         for _ in range(2):
             (job_id,) = await insert(aconn, "('noop', 'default')")
@@ -479,6 +479,12 @@ async def _armed_with_room(aconn: psycopg.AsyncConnection, worker: object) -> bo
     )
     got = await cur.fetchone()
     return bool(got and got[0])
+
+
+async def _asleep_with_room(aconn: psycopg.AsyncConnection, worker: Worker) -> bool:
+    """Armed, and its claimer waits: the claim that confirms the queue empty came and went (a
+    count of claims read before it would be one short)."""
+    return worker.claimer.sleeping and await _armed_with_room(aconn, worker.id)
 
 
 async def _has_slots(aconn: psycopg.AsyncConnection, worker: object, expected: list[int]) -> bool:

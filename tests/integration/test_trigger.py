@@ -104,8 +104,8 @@ async def test_a_plain_sql_insert_wakes_an_idle_worker_long_before_the_poll(
         ran.set()
 
     async with running_worker(settings, registry, poll_interval=60) as worker:
-        # idle: the start-up claim found nothing and the worker sleeps on its 60 s poll
-        await wait_until(lambda: worker.claimer.claims >= 1)
+        # idle: its claims found nothing and it sleeps on its 60 s poll (only a notification wakes it)
+        await wait_until(lambda: worker.claimer.sleeping)
         await aconn.execute(
             """INSERT INTO notifyq.jobs (task, payload) VALUES ('from_sql', '{"from": "psql"}')"""
         )
@@ -123,7 +123,7 @@ async def test_a_scheduled_job_runs_when_due_without_waiting_for_the_poll(
         ran.set()
 
     async with running_worker(settings, registry, poll_interval=60) as worker:
-        await wait_until(lambda: worker.claimer.claims >= 1)
+        await wait_until(lambda: worker.claimer.sleeping)
         cur = await aconn.execute(
             "INSERT INTO notifyq.jobs (task, run_at)"
             " VALUES ('later', now() + interval '0.3 seconds') RETURNING id"

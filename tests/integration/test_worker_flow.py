@@ -77,8 +77,8 @@ async def test_while_jobs_stream_in_the_worker_lingers_instead_of_asking_for_not
     # a linger of 0.5 s: the stream ends after STREAM_PATIENCE (10) empty lingers, 5 s
     async with running_worker(settings, registry, poll_interval=60, claim_linger=0.5) as worker:
         # past its first claim and the confirming one: asleep, armed, woken only by notifications
-        await wait_until(lambda: worker.claimer.claims >= 2)
-        await wait_until(armed)
+        await wait_until(lambda: worker.claimer.sleeping)
+        assert await armed()
         # several jobs in one claim: jobs are streaming, so after them the worker claims again
         # after its linger rather than publishing its demand at once
         await client.enqueue_many([JobSpec(task=noop) for _ in range(3)])
@@ -90,6 +90,7 @@ async def test_while_jobs_stream_in_the_worker_lingers_instead_of_asking_for_not
         assert not await armed()
         # ten empty lingers in a row: the stream has stopped, it asks for notifications again
         await wait_until(armed, seconds=15)
+        await wait_until(lambda: worker.claimer.sleeping)  # and its confirming claim is done
         claims = worker.claimer.claims
         job_id = await client.enqueue(noop)
         await wait_until(lambda: worker.counters.succeeded == 4)
@@ -112,7 +113,7 @@ async def test_a_woken_worker_takes_the_next_jobs_within_the_wake_grace_without_
 
     # no claim linger: the jobs do not count as a stream, so only the grace saves the re-arming
     async with running_worker(settings, registry, poll_interval=60, claim_linger=0) as worker:
-        await wait_until(lambda: worker.claimer.arms >= 1)  # armed at start, asleep
+        await wait_until(lambda: worker.claimer.sleeping)  # armed at start, asleep
         arms = worker.claimer.arms
         await client.enqueue(chain, {"left": 19})
         await wait_until(lambda: worker.counters.succeeded == 20, seconds=30)
