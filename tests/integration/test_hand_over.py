@@ -188,7 +188,7 @@ async def test_an_idle_worker_runs_handed_over_jobs_without_claiming_and_refills
         await wait_until(lambda: _asleep_with_room(aconn, worker))  # past its confirming claim
         claims = worker.claimer.claims
         for _ in range(5):  # more than the 2 slots: the worker refills them as they run out
-            await wait_until(lambda: _armed_with_room(aconn, worker.id))
+            await wait_until(lambda: _asleep_with_room(aconn, worker))
             (job_id,) = await insert(aconn, "('noop', 'default')")
             await wait_until(lambda job_id=job_id: _is(aconn, job_id, "succeeded"))
         assert (worker.claimer.handed, worker.claimer.claims) == (5, claims)
@@ -206,7 +206,7 @@ async def test_a_worker_refills_its_slots_once_producers_used_half_of_them(
         pass
 
     async with running_worker(settings, registry, concurrency=4, poll_interval=60) as worker:
-        await wait_until(lambda: _has_slots(aconn, worker.id, [4]))
+        await wait_until(lambda: _asleep_with_slots(aconn, worker, [4]))
         claimed, refills = worker.claimer.claimed, worker.claimer.refills
         for _ in range(2):
             (job_id,) = await insert(aconn, "('noop', 'default')")
@@ -277,7 +277,7 @@ async def test_a_hand_over_beyond_the_free_room_goes_back_to_the_queue(
     runner and is handed back (queued again, its attempt given back), and runs once one is free."""
     started, release = hold_task(registry)
     async with running_worker(settings, registry, queues=("a", "b"), concurrency=3, poll_interval=60) as w:
-        await wait_until(lambda: _has_slots(aconn, w.id, [2, 2]))
+        await wait_until(lambda: _asleep_with_slots(aconn, w, [2, 2]))
         # one statement per job, one transaction: the four arrive together (the worker has no time
         # to refill or re-arm in between)
         async with await psycopg.AsyncConnection.connect(database_url) as producer:
@@ -302,7 +302,7 @@ async def test_a_job_handed_back_runs_as_soon_as_a_runner_is_free_not_at_the_nex
     (job_finish_many), so it is claimed once the runner is free, long before the poll (60 s)."""
     started, release = hold_task(registry)
     async with running_worker(settings, registry, queues=("a", "b"), concurrency=1, poll_interval=60) as w:
-        await wait_until(lambda: _has_slots(aconn, w.id, [1, 1]))
+        await wait_until(lambda: _asleep_with_slots(aconn, w, [1, 1]))
         for queue in "ab":
             await insert(aconn, f"""('hold', '{queue}', '{{"n": "{queue}"}}')""", "task, queue, payload")
             await wait_until(lambda queue=queue: w.claimer.handed == "ab".index(queue) + 1)
@@ -325,7 +325,7 @@ async def test_an_open_producer_transaction_holding_the_workers_row_does_not_sta
         pass
 
     async with running_worker(settings, registry, poll_interval=60) as worker:
-        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        await wait_until(lambda: _asleep_with_room(aconn, worker))
         async with await psycopg.AsyncConnection.connect(database_url) as slow:
             (held,) = await insert(slow, "('noop', 'default')")  # holds the row until its commit
             arms = worker.claimer.arms
@@ -352,7 +352,7 @@ async def test_a_worker_stops_while_a_producer_holds_its_row_and_the_job_is_resc
     async with await psycopg.AsyncConnection.connect(database_url) as slow:
         with anyio.fail_after(8):  # start, then a stop that must not wait for `slow`
             async with running_worker(settings, registry, **config) as first:
-                await wait_until(lambda: _armed_with_room(aconn, first.id))
+                await wait_until(lambda: _asleep_with_room(aconn, first))
                 (job_id,) = await insert(slow, "('noop', 'default')")
         await slow.commit()
     assert (await row(aconn, job_id))[:3] == ("running", 1, str(first.id))
@@ -366,7 +366,7 @@ async def test_a_stopping_worker_releases_a_hand_over_it_never_received(
     settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
 ) -> None:
     async with running_worker(settings, registry, poll_interval=60) as worker:
-        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        await wait_until(lambda: _asleep_with_room(aconn, worker))
         # the notification goes where nobody listens, as if the listener were reconnecting
         await aconn.execute("UPDATE notifyq.queue_waiters SET channel = 'notifyq!wnowhere'")
         (job_id,) = await insert(aconn, "('t', 'default')")
@@ -384,7 +384,7 @@ async def test_a_hand_over_arriving_while_the_worker_stops_goes_back_to_the_queu
         await release.wait()
 
     async with running_worker(settings, registry, poll_interval=60, shutdown_timeout=30) as worker:
-        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        await wait_until(lambda: _asleep_with_room(aconn, worker))
         (held,) = await insert(aconn, "('hold', 'default')")
         await wait_until(lambda: worker.claimer.handed == 1)
         worker.stop()  # withdraws its demand, then waits for `hold`
@@ -418,7 +418,7 @@ async def test_after_a_reconnect_the_worker_runs_a_hand_over_it_missed_once(
         running_worker(settings, registry, poll_interval=60) as worker,
     ):
         await lost.execute('LISTEN "notifyq!wnowhere"')
-        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        await wait_until(lambda: _asleep_with_room(aconn, worker))
         await aconn.execute("UPDATE notifyq.queue_waiters SET channel = 'notifyq!wnowhere'")
         (job_id,) = await insert(aconn, "('count', 'default')")
         (message,) = [n.payload async for n in lost.notifies(timeout=2, stop_after=1)]
@@ -443,7 +443,7 @@ async def test_an_unreadable_hand_over_makes_the_worker_look_for_its_jobs(
         pass
 
     async with running_worker(settings, registry, poll_interval=60) as worker:
-        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        await wait_until(lambda: _asleep_with_room(aconn, worker))
         await aconn.execute("UPDATE notifyq.queue_waiters SET channel = 'notifyq!wnowhere'")
         (job_id,) = await insert(aconn, "('noop', 'default')")
         await aconn.execute("SELECT pg_notify(%s, 'not a job')", (worker.claimer.hand_over_channel,))
@@ -462,7 +462,7 @@ async def test_a_lost_hand_over_runs_once_its_lease_expires(
         pass
 
     async with running_worker(settings, registry, lease=1, leader_tick=0.2, poll_interval=60) as worker:
-        await wait_until(lambda: _armed_with_room(aconn, worker.id))
+        await wait_until(lambda: _asleep_with_room(aconn, worker))
         await aconn.execute("UPDATE notifyq.queue_waiters SET channel = 'notifyq!wnowhere'")
         (job_id,) = await insert(aconn, "('noop', 'default')")
         await wait_until(lambda: _is(aconn, job_id, "succeeded"))
@@ -482,9 +482,14 @@ async def _armed_with_room(aconn: psycopg.AsyncConnection, worker: object) -> bo
 
 
 async def _asleep_with_room(aconn: psycopg.AsyncConnection, worker: Worker) -> bool:
-    """Armed, and its claimer waits: the claim that confirms the queue empty came and went (a
-    count of claims read before it would be one short)."""
+    """Armed with room on every queue, and its claimer asleep: past the claim that confirms the
+    queues empty (a job handed over during that claim would be handed back, and a count of claims
+    read before it would be one short)."""
     return worker.claimer.sleeping and await _armed_with_room(aconn, worker.id)
+
+
+async def _asleep_with_slots(aconn: psycopg.AsyncConnection, worker: Worker, expected: list[int]) -> bool:
+    return worker.claimer.sleeping and await _has_slots(aconn, worker.id, expected)
 
 
 async def _has_slots(aconn: psycopg.AsyncConnection, worker: object, expected: list[int]) -> bool:
