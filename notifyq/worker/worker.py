@@ -191,7 +191,12 @@ class Worker:
         finally:
             if self._own_pool:
                 await self.pool.close()
-        log.info("worker %s stopped", self.id)
+        c = self.claimer
+        log.info(
+            "worker %s stopped: %d jobs from %d claims, %d handed over (%d handed back);"
+            " armed %d times, refilled %d",
+            self.id, c.claimed, c.claims, c.handed, self.hand_overs.handed_back, c.arms, c.refills,
+        )  # fmt: skip
 
     async def _work(self) -> None:
         async with anyio.create_task_group() as jobs:
