@@ -149,3 +149,68 @@ def test_job_spec_builds_like_enqueue() -> None:
     spec = JobSpec(task="t", payload={"a": 1}, delay=2.0)
     job = build_job(spec.task, spec.payload, delay=spec.delay)
     assert (job.payload, job.delay) == ('{"a":1}', 2.0)
+
+
+class Reading:
+    """Not JSON by itself: msgspec reads it by its attributes (from_attributes)."""
+
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+
+@pytest.mark.parametrize(
+    ("annotation", "payload"),
+    [
+        (Email, {"to": "x"}),
+        (Email, Email(to="y", subject="s")),
+        (Point, Point(1, 2)),
+        (Point, {"x": 1, "y": 2}),
+        (dict[str, float], {"n": 1, "m": 2.5}),
+        (list[datetime], [datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)]),
+        (Any, {"a": [1, "b", None]}),
+    ],
+)
+def test_a_payload_is_stored_as_the_json_of_its_typed_value(annotation: Any, payload: Any) -> None:
+    """Validation decodes the payload's JSON as the worker will; what is stored is the same JSON as
+    converting the payload to the type and encoding that (defaults filled in, ints as floats)."""
+    registry = Registry()
+
+    def handler(p: Any) -> None: ...
+
+    handler.__annotations__["p"] = annotation
+    task = registry.task(handler)
+    expected = msgspec.json.encode(msgspec.convert(payload, annotation, from_attributes=True)).decode()
+    assert task.encode(payload) == expected
+
+
+def test_an_object_read_by_its_attributes_is_still_a_valid_payload() -> None:
+    registry = Registry()
+
+    @registry.task
+    def plot(p: Point) -> None: ...
+
+    assert plot.decode(plot.encode(Reading(3, 4))) == Point(3, 4)
+    with pytest.raises(PayloadError, match="does not match Point"):
+        plot.encode(Reading("a", 4))  # type: ignore[arg-type]
+
+
+def test_a_payload_type_msgspec_cannot_decode_fails_at_registration() -> None:
+    registry = Registry()
+
+    def handler(p: datetime | str) -> None: ...  # two str-like types: JSON cannot tell them apart
+
+    with pytest.raises(NotifyqError, match=r"'handler'.*cannot decode its payload type"):
+        registry.task(handler)
+
+
+def test_a_typed_payload_nested_too_deeply_is_a_payload_error() -> None:
+    registry = Registry()
+
+    @registry.task
+    def tree(p: list[Any]) -> None: ...
+
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(PayloadError, match="'tree'"):
+        tree.encode(deep)
