@@ -19,6 +19,7 @@ import logging
 import random
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ from functools import partial
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from notifyq.backoff import DEFAULT_POLICY
 from notifyq.errors import Cancel, Fail, PayloadError, Retry
@@ -57,6 +58,44 @@ class Running:
         self.scope.cancel()
 
 
+class _RunQueue:
+    """Started jobs waiting for a runner, and idle runners waiting for a job: a hand-off of one
+    event per job. anyio's memory stream did the same with a checkpoint on every receive and a
+    cancellation check on every send (20 us a job against 7.5 here, measured with 500 runners
+    and batches of 100); the executor needs neither, its runners are only ever cancelled
+    together, when the worker stops."""
+
+    def __init__(self) -> None:
+        self._jobs: deque[Running] = deque()
+        self._idle: deque[tuple[anyio.Event, list[Running]]] = deque()
+
+    def put(self, running: Running) -> None:
+        if self._idle:
+            woken, slot = self._idle.popleft()
+            slot.append(running)
+            woken.set()
+        else:
+            self._jobs.append(running)
+
+    async def get(self) -> Running:
+        if self._jobs:
+            await anyio.lowlevel.checkpoint()  # a runner taking job after job lets others run too
+            if self._jobs:
+                return self._jobs.popleft()
+        woken, slot = anyio.Event(), list[Running]()
+        waiter = (woken, slot)
+        self._idle.append(waiter)
+        try:
+            await woken.wait()
+        except BaseException:  # cancelled (the worker stops): leave the job to another runner
+            if slot:
+                self._jobs.appendleft(slot[0])
+            else:
+                self._idle.remove(waiter)
+            raise
+        return slot[0]
+
+
 class Executor:
     def __init__(
         self,
@@ -77,25 +116,24 @@ class Executor:
         self._threads = anyio.CapacityLimiter(concurrency)
         self._reserved = 0
         self._changed = anyio.Event()
-        self._send: MemoryObjectSendStream[Running] | None = None
+        self._queue: _RunQueue | None = None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Host `concurrency` long-lived runners until cancelled; each takes one job at a time.
 
-        Claimed jobs wait for a runner in a memory stream: cheaper than a task per job (anyio's
+        Started jobs wait for a runner in a `_RunQueue`: cheaper than a task per job (anyio's
         task and cancel-scope creation dominated the worker's CPU profile).
         """
-        send, receive = anyio.create_memory_object_stream[Running](max_buffer_size=self.concurrency)
-        async with send, receive, anyio.create_task_group() as runners:
+        queue = _RunQueue()
+        async with anyio.create_task_group() as runners:
             for _ in range(self.concurrency):
-                runners.start_soon(self._runner, receive.clone())
-            self._send = send
+                runners.start_soon(self._runner, queue)
+            self._queue = queue
             task_status.started()
 
-    async def _runner(self, jobs: MemoryObjectReceiveStream[Running]) -> None:
-        async with jobs:
-            async for running in jobs:
-                await self._run(running)
+    async def _runner(self, queue: _RunQueue) -> None:
+        while True:
+            await self._run(await queue.get())
 
     @property
     def free(self) -> int:
@@ -128,7 +166,7 @@ class Executor:
 
     def start(self, job: ClaimedJob) -> None:
         """Hand a claimed job to a runner (the callers start only as many as `free` allows)."""
-        if self._send is None:
+        if self._queue is None:
             raise RuntimeError("Executor.start before Executor.run")
         held = self.running.get(job.id)
         if held is not None and held.job.attempts == job.attempts:
@@ -136,7 +174,7 @@ class Executor:
             return
         running = Running(job)
         self.running[job.id] = running
-        self._send.send_nowait(running)
+        self._queue.put(running)
 
     def stop(self, job_id: int, reason: StopReason) -> bool:
         running = self.running.get(job_id)

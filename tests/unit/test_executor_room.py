@@ -9,7 +9,7 @@ import pytest
 
 from notifyq import Registry
 from notifyq.models import ClaimedJob
-from notifyq.worker.executor import Executor
+from notifyq.worker.executor import Executor, Running, _RunQueue
 
 pytestmark = pytest.mark.anyio
 
@@ -49,3 +49,32 @@ async def test_a_job_already_running_here_is_not_started_twice() -> None:
             await executor.wait_idle()
         tg.cancel_scope.cancel()
     assert len(results) == 1
+
+
+async def test_runners_cancelled_while_waiting_lose_no_job() -> None:
+    """A runner cancelled while it waits (the worker stops) leaves the queue: a job put after it is
+    not handed to it; and a job handed to it after its cancellation, before it ran again, goes
+    back to the queue for another runner."""
+    queue = _RunQueue()
+    got: list[Running] = []
+
+    async def runner() -> None:
+        got.append(await queue.get())
+
+    first, second = Running(_job(1)), Running(_job(2))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runner)
+        await anyio.wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()
+    queue.put(first)  # no runner waits any more: it stays queued
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runner)
+        await anyio.wait_all_tasks_blocked()
+        assert got == [first]  # taken from the queue
+        tg.start_soon(runner)
+        await anyio.wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()  # the runner is cancelled, but has not run since ...
+        queue.put(second)  # ... when a job is handed to it
+    assert got == [first]
+    with anyio.fail_after(5):  # lost, it would never come
+        assert await queue.get() is second
