@@ -125,11 +125,14 @@ class Executor:
         task and cancel-scope creation dominated the worker's CPU profile).
         """
         queue = _RunQueue()
-        async with anyio.create_task_group() as runners:
-            for _ in range(self.concurrency):
-                runners.start_soon(self._runner, queue)
-            self._queue = queue
-            task_status.started()
+        try:
+            async with anyio.create_task_group() as runners:
+                for _ in range(self.concurrency):
+                    runners.start_soon(self._runner, queue)
+                self._queue = queue
+                task_status.started()
+        finally:
+            self._queue = None  # a job started now would wait for runners that are gone
 
     async def _runner(self, queue: _RunQueue) -> None:
         while True:
@@ -167,7 +170,7 @@ class Executor:
     def start(self, job: ClaimedJob) -> None:
         """Hand a claimed job to a runner (the callers start only as many as `free` allows)."""
         if self._queue is None:
-            raise RuntimeError("Executor.start before Executor.run")
+            raise RuntimeError("Executor.start while Executor.run is not running")
         held = self.running.get(job.id)
         if held is not None and held.job.attempts == job.attempts:
             log.error("job %s attempt %s is running here already; not started twice", job.id, job.attempts)

@@ -193,9 +193,8 @@ class Worker:
                 await self.pool.close()
         c = self.claimer
         log.info(
-            "worker %s stopped: %d jobs from %d claims, %d handed over (%d handed back);"
-            " armed %d times, refilled %d",
-            self.id, c.claimed, c.claims, c.handed, self.hand_overs.handed_back, c.arms, c.refills,
+            "worker %s stopped: %d jobs from %d claims, %d handed over; armed %d times, refilled %d",
+            self.id, c.claimed, c.claims, c.handed, c.arms, c.refills,
         )  # fmt: skip
 
     async def _work(self) -> None:

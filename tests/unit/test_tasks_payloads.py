@@ -194,13 +194,59 @@ def test_an_object_read_by_its_attributes_is_still_a_valid_payload() -> None:
         plot.encode(Reading("a", 4))  # type: ignore[arg-type]
 
 
-def test_a_payload_type_msgspec_cannot_decode_fails_at_registration() -> None:
+class Order(msgspec.Struct):
+    items: list[Item]  # defined below the task: resolved when the first payload comes
+
+
+forward = Registry()
+
+
+@forward.task
+def order(p: Order) -> None: ...
+
+
+class Item(msgspec.Struct):
+    sku: str
+
+
+def test_a_payload_type_may_name_a_class_defined_after_the_task() -> None:
+    assert order.decode(order.encode({"items": [{"sku": "a"}]})) == Order(items=[Item(sku="a")])
+
+
+@dataclasses.dataclass
+class Counted:
+    x: int
+
+    def __post_init__(self) -> None:
+        self.x += 1
+
+
+@pytest.mark.parametrize(
+    ("annotation", "payload"),
+    [
+        (dict[str, str], {"at": datetime(2030, 1, 1, tzinfo=UTC)}),  # not a str, though JSON would be
+        (dict[str, int], {1: 2}),  # an int key, though JSON would make it "1"
+        (list[str], [b"bytes"]),
+    ],
+)
+def test_a_payload_is_checked_as_the_python_value_not_as_its_json(annotation: Any, payload: Any) -> None:
     registry = Registry()
 
-    def handler(p: datetime | str) -> None: ...  # two str-like types: JSON cannot tell them apart
+    def handler(p: Any) -> None: ...
 
-    with pytest.raises(NotifyqError, match=r"'handler'.*cannot decode its payload type"):
-        registry.task(handler)
+    handler.__annotations__["p"] = annotation
+    task = registry.task(handler)
+    with pytest.raises(PayloadError, match="does not match"):
+        task.encode(payload)
+
+
+def test_an_instance_of_the_payload_type_is_stored_as_it_is() -> None:
+    registry = Registry()
+
+    @registry.task
+    def count(p: Counted) -> None: ...
+
+    assert count.encode(Counted(1)) == '{"x":2}'  # __post_init__ ran once, when it was built
 
 
 def test_a_typed_payload_nested_too_deeply_is_a_payload_error() -> None:
