@@ -183,6 +183,9 @@ async def test_graceful_shutdown_hands_leases_back_without_counting_the_attempt(
             await anyio.sleep(60)
 
     async with running_worker(settings, registry, poll_interval=60, shutdown_timeout=0.2) as worker:
+        # idle first: a job handed over during the start's confirming claim is handed back (a
+        # release too) and claimed again
+        await wait_until(lambda: worker.claimer.sleeping)
         job_id = await client.enqueue(slow)
         with anyio.fail_after(10):
             await started.wait()
