@@ -99,7 +99,7 @@ class Task:
     def _decoded(self, payload: Any) -> Any:
         """Plain JSON data as the payload type, by decoding its JSON as the worker will: the same
         verdict and value as msgspec.convert, in half the time (1.0 against 2.0 us a dict[str,
-        float]: a tenth of a bulk enqueue_many of a registered task)."""
+        float], with the walk of `_plain_json`)."""
         try:
             return self._decoder().decode(msgspec.json.encode(payload))
         except (ValueError, OverflowError, msgspec.DecodeError):
