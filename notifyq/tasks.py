@@ -91,21 +91,18 @@ class Task:
             if payload is not None:
                 raise PayloadError(self.name, "this task takes no payload")
             return "null"
-        value = self._decoded(payload) if _plain_json(payload) else _NOT_DECODED
-        if value is _NOT_DECODED:
-            value = self._convert(payload)
-        return encode_payload(self.name, value)
+        return encode_payload(self.name, self._typed(payload))
 
-    def _decoded(self, payload: Any) -> Any:
-        """Plain JSON data as the payload type, by decoding its JSON as the worker will: the same
-        verdict and value as msgspec.convert, in half the time (1.0 against 2.0 us a dict[str,
-        float], with the walk of `_plain_json`)."""
-        try:
-            return self._decoder().decode(msgspec.json.encode(payload))
-        except (ValueError, OverflowError, msgspec.DecodeError):
-            return _NOT_DECODED  # msgspec.convert decides, and words the error
-
-    def _convert(self, payload: Any) -> Any:
+    def _typed(self, payload: Any) -> Any:
+        """`payload` as the payload type. Plain JSON data is decoded from its JSON as the worker
+        will: the same verdict and value as msgspec.convert, in half the time (1.0 against 2.0 us
+        a dict[str, float], with the walk of `_plain_json`); the rest, and any failure, is left to
+        msgspec.convert, which also words the error."""
+        if _plain_json(payload):
+            try:
+                return self._decoder().decode(msgspec.json.encode(payload))
+            except (ValueError, OverflowError, msgspec.DecodeError):
+                pass
         try:
             return msgspec.convert(payload, self.payload_type, from_attributes=True)
         except msgspec.ValidationError as exc:
@@ -364,7 +361,6 @@ def _signature(fn: Handler) -> tuple[str | None, Any, str | None]:
 
 
 _JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
-_NOT_DECODED = object()
 
 
 def _plain_json(value: Any) -> bool:

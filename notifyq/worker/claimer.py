@@ -330,7 +330,9 @@ class Claimer:
         200 jobs/s on a slow machine, and the longest waits)."""
         self.handed += 1
         now = anyio.current_time()
-        grant = self._grants.setdefault(job.queue, _Grant(given=0, at=now, left=0))
+        grant = self._grants.get(job.queue)
+        if grant is None:  # handed over before our first arm was counted (a lost race): none given
+            grant = self._grants[job.queue] = _Grant(given=0, at=now, left=0)
         grant.left -= 1
         if grant.asked or grant.left > grant.given // 2:
             return

@@ -472,20 +472,18 @@ async def test_a_lost_hand_over_runs_once_its_lease_expires(
     assert "lease expired" in error
 
 
-async def _armed_with_room(aconn: psycopg.AsyncConnection, worker: object) -> bool:
-    cur = await aconn.execute(
-        "SELECT bool_and(woken_at IS NULL AND slots > 0) FROM notifyq.queue_waiters WHERE worker_id = %s",
-        (worker,),
-    )
-    got = await cur.fetchone()
-    return bool(got and got[0])
-
-
 async def _asleep_with_room(aconn: psycopg.AsyncConnection, worker: Worker) -> bool:
     """Armed with room on every queue, and its claimer asleep: past the claim that confirms the
     queues empty (a job handed over during that claim would be handed back, and a count of claims
     read before it would be one short)."""
-    return worker.claimer.sleeping and await _armed_with_room(aconn, worker.id)
+    if not worker.claimer.sleeping:
+        return False
+    cur = await aconn.execute(
+        "SELECT bool_and(woken_at IS NULL AND slots > 0) FROM notifyq.queue_waiters WHERE worker_id = %s",
+        (worker.id,),
+    )
+    got = await cur.fetchone()
+    return bool(got and got[0])
 
 
 async def _asleep_with_slots(aconn: psycopg.AsyncConnection, worker: Worker, expected: list[int]) -> bool:
