@@ -1,7 +1,8 @@
 """The async client: enqueue (one, many, inside the caller's transaction), get, list, cancel, retry.
 
-Everything is validated before SQL (names, payloads, options; see `tasks.build_job`). With `conn=`
-the insert runs on the caller's psycopg connection and so inside its transaction: the job, and the
+Everything is validated before it can be committed (names, payloads, options; see
+`tasks.build_job`), and on the caller's connection before anything is sent. With `conn=` the
+insert runs on the caller's psycopg connection and so inside its transaction: the job, and the
 NOTIFY that wakes workers, exist only if the caller commits. Without it a pooled autocommit
 connection is used. `notifyq.enqueue` and friends use a default client built from the environment
 on first use (`configure` sets it explicitly); it belongs to the event loop that first used it.
@@ -120,15 +121,22 @@ class Client:
     async def enqueue_many(
         self, specs: Iterable[JobSpec], *, conn: AsyncConnection[Any] | None = None
     ) -> list[int]:
-        """Insert many jobs in one statement; ids in input order (see `enqueue` on keys)."""
-        jobs = tasks.build_jobs(specs, registry=self.registry)
-        if not jobs:
+        """Insert many jobs in one statement; ids in input order (see `enqueue` on keys).
+
+        On the caller's connection every job is validated before anything is sent, so a bad one
+        leaves its transaction as it was. On a pooled one, jobs due now without keys are built
+        while the COPY streams them: a bad one aborts the COPY and nothing is inserted.
+        """
+        listed = list(specs)
+        if not listed:
             return []
+        if conn is None and queries.copyable(listed):
+            async with self._connection(None) as c:
+                return await self._copy(c, tasks.iter_jobs(listed, registry=self.registry), len(listed))
+        jobs = tasks.build_jobs(listed, registry=self.registry)
         async with self._connection(conn) as c:
             if queries.copyable(jobs):
-                ids = await queries.fetch_all(c, queries.job_ids_reserve(self.statements, count=len(jobs)))
-                await queries.copy_rows(c, self.statements, "job_copy", queries.job_copy_rows(jobs, ids))
-                return ids
+                return await self._copy(c, jobs, len(jobs))
             inserted = await queries.fetch_all(c, queries.job_insert_many(self.statements, jobs=jobs))
             missing = missing_keys(jobs, inserted)
             existing = []
@@ -136,6 +144,11 @@ class Client:
                 query = queries.job_ids_by_idempotency_key(self.statements, keys=missing)
                 existing = await queries.fetch_all(c, query)
         return assign_ids(jobs, inserted, existing)
+
+    async def _copy(self, conn: AsyncConnection[Any], jobs: Iterable[NewJob], count: int) -> list[int]:
+        ids = await queries.fetch_all(conn, queries.job_ids_reserve(self.statements, count=count))
+        await queries.copy_rows(conn, self.statements, "job_copy", queries.job_copy_rows(jobs, ids))
+        return ids
 
     # -- inspect and steer -------------------------------------------------------------------
 

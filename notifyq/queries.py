@@ -13,11 +13,11 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 from psycopg import AsyncConnection, Connection, sql
@@ -192,27 +192,40 @@ def job_ids_reserve(st: Statements, *, count: int) -> Query[int]:
     return st.query("job_ids_reserve", {"count": count}, _id_row)
 
 
-def copyable(jobs: Sequence[NewJob]) -> bool:
+class Timing(Protocol):
+    """What decides whether a job can be COPYed: a `NewJob`, or the `JobSpec` it is built from."""
+
+    @property
+    def run_at(self) -> datetime | None: ...
+    @property
+    def delay(self) -> float | None: ...
+    @property
+    def idempotency_key(self) -> str | None: ...
+
+
+def copyable(jobs: Iterable[Timing]) -> bool:
     """Jobs the COPY path can take: due now, no idempotency key (the common bulk case)."""
     return all(j.idempotency_key is None and j.run_at is None and not j.delay for j in jobs)
 
 
-def job_copy_rows(jobs: Sequence[NewJob], ids: Sequence[int]) -> list[tuple[Any, ...]]:
-    return [
-        (i, j.queue, j.task, j.payload, j.priority, j.max_attempts) for i, j in zip(ids, jobs, strict=True)
-    ]
+def job_copy_rows(jobs: Iterable[NewJob], ids: Sequence[int]) -> Iterator[tuple[Any, ...]]:
+    """COPY rows, as lazy as `jobs`: a job that fails to build stops the COPY where it stands."""
+    for i, j in zip(ids, jobs, strict=True):
+        yield (i, j.queue, j.task, j.payload, j.priority, j.max_attempts)
 
 
 async def copy_rows(
-    conn: AsyncConnection[Any], st: Statements, name: str, rows: Sequence[tuple[Any, ...]]
+    conn: AsyncConnection[Any], st: Statements, name: str, rows: Iterable[tuple[Any, ...]]
 ) -> None:
-    """COPY `rows` in with the named COPY statement."""
+    """COPY `rows` in with the named COPY statement; psycopg sends them as its buffer fills, so
+    the server inserts while later rows are still being made. An exception from `rows` aborts the
+    COPY (nothing of it is inserted) and propagates."""
     async with conn.cursor() as cur, cur.copy(st.sql(name)) as copy:
         for row in rows:
             await copy.write_row(row)
 
 
-def copy_rows_sync(conn: Connection[Any], st: Statements, name: str, rows: Sequence[tuple[Any, ...]]) -> None:
+def copy_rows_sync(conn: Connection[Any], st: Statements, name: str, rows: Iterable[tuple[Any, ...]]) -> None:
     with conn.cursor() as cur, cur.copy(st.sql(name)) as copy:
         for row in rows:
             copy.write_row(row)

@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from notifyq import db, queries, tasks
 from notifyq.client import assign_ids, existing_id, list_limit, missing_keys
 from notifyq.errors import JobNotFoundError, NotifyqError
-from notifyq.models import CancelResult, Job, JobStatus, QueueStats, RetryResult, WorkerInfo
+from notifyq.models import CancelResult, Job, JobStatus, NewJob, QueueStats, RetryResult, WorkerInfo
 from notifyq.settings import Settings
 from notifyq.tasks import JobSpec, Registry, Task
 
@@ -97,14 +97,16 @@ class SyncClient:
         return job_id
 
     def enqueue_many(self, specs: Iterable[JobSpec], *, conn: Connection[Any] | None = None) -> list[int]:
-        jobs = tasks.build_jobs(specs, registry=self.registry)
-        if not jobs:
+        listed = list(specs)
+        if not listed:
             return []
+        if conn is None and queries.copyable(listed):  # streamed, as in the async client
+            with self._connection(None) as c:
+                return self._copy(c, tasks.iter_jobs(listed, registry=self.registry), len(listed))
+        jobs = tasks.build_jobs(listed, registry=self.registry)
         with self._connection(conn) as c:
             if queries.copyable(jobs):
-                ids = queries.fetch_all_sync(c, queries.job_ids_reserve(self.statements, count=len(jobs)))
-                queries.copy_rows_sync(c, self.statements, "job_copy", queries.job_copy_rows(jobs, ids))
-                return ids
+                return self._copy(c, jobs, len(jobs))
             inserted = queries.fetch_all_sync(c, queries.job_insert_many(self.statements, jobs=jobs))
             missing = missing_keys(jobs, inserted)
             existing = []
@@ -112,6 +114,11 @@ class SyncClient:
                 query = queries.job_ids_by_idempotency_key(self.statements, keys=missing)
                 existing = queries.fetch_all_sync(c, query)
         return assign_ids(jobs, inserted, existing)
+
+    def _copy(self, conn: Connection[Any], jobs: Iterable[NewJob], count: int) -> list[int]:
+        ids = queries.fetch_all_sync(conn, queries.job_ids_reserve(self.statements, count=count))
+        queries.copy_rows_sync(conn, self.statements, "job_copy", queries.job_copy_rows(jobs, ids))
+        return ids
 
     def get(self, job_id: int) -> Job:
         with self._connection(None) as c:

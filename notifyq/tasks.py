@@ -310,9 +310,10 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_key: str | None = None
 
 
-def build_jobs(specs: Iterable[JobSpec], *, registry: Registry = registry) -> list[NewJob]:
-    return [
-        build_job(
+def iter_jobs(specs: Iterable[JobSpec], *, registry: Registry = registry) -> Iterator[NewJob]:
+    """Build each job as it is asked for: a bulk COPY streams rows while later ones are built."""
+    for s in specs:
+        yield build_job(
             s.task,
             s.payload,
             registry=registry,
@@ -323,8 +324,10 @@ def build_jobs(specs: Iterable[JobSpec], *, registry: Registry = registry) -> li
             max_attempts=s.max_attempts,
             idempotency_key=s.idempotency_key,
         )
-        for s in specs
-    ]
+
+
+def build_jobs(specs: Iterable[JobSpec], *, registry: Registry = registry) -> list[NewJob]:
+    return list(iter_jobs(specs, registry=registry))
 
 
 def _idempotency_key(key: str | None) -> str | None:

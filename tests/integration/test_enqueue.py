@@ -148,6 +148,46 @@ async def test_bad_input_is_rejected_before_anything_is_written(
     assert await client.enqueue("t", {"fine": True}) > 0
 
 
+def streamed_specs_with_a_bad_one_last(good: int = 3000) -> list[JobSpec]:
+    """More good jobs than psycopg's COPY buffer holds, so rows are on the wire when the bad one
+    is built."""
+    return [*(JobSpec(task="t", payload={"n": n}) for n in range(good)), JobSpec(task="t", payload={object()})]
+
+
+async def test_a_bad_job_late_in_a_streamed_bulk_enqueue_aborts_it_whole(
+    client: Client, aconn: psycopg.AsyncConnection
+) -> None:
+    before = await client.enqueue("t", None)
+    with pytest.raises(PayloadError):
+        await client.enqueue_many(streamed_specs_with_a_bad_one_last())
+    assert await status_counts(aconn) == {"queued": 1}
+    after = await client.enqueue_many([JobSpec(task="t", payload={"n": n}) for n in range(2)])
+    assert after[0] > before + 3000  # the ids were reserved and the COPY begun: the streamed path
+    assert await status_counts(aconn) == {"queued": 3}
+
+
+def test_the_sync_twin_aborts_a_streamed_bulk_enqueue_whole(sync_client: SyncClient) -> None:
+    before = sync_client.enqueue("t", None)
+    with pytest.raises(PayloadError):
+        sync_client.enqueue_many(streamed_specs_with_a_bad_one_last())
+    after = sync_client.enqueue_many([JobSpec(task="t", payload={"n": 1})])
+    assert after[0] > before + 3000
+    assert [j.id for j in sync_client.list_jobs()] == [*after, before]
+
+
+async def test_a_bad_job_in_a_bulk_enqueue_leaves_the_callers_transaction_usable(
+    client: Client, database_url: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        first = await client.enqueue("t", None, conn=conn)
+        with pytest.raises(PayloadError):
+            await client.enqueue_many(streamed_specs_with_a_bad_one_last(), conn=conn)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        rest = await client.enqueue_many([JobSpec(task="t", payload={"n": n}) for n in range(3)], conn=conn)
+        await conn.commit()
+    assert sorted(j.id for j in await client.list_jobs()) == [first, *rest]
+
+
 async def test_constraints_reject_impossible_rows_from_plain_sql(aconn: psycopg.AsyncConnection) -> None:
     bad_rows = [
         "INSERT INTO notifyq.jobs (task, status) VALUES ('t', 'running')",
