@@ -32,10 +32,27 @@ MODES: dict[str, tuple[str, ...]] = {
     "poll 100ms": ("--no-listen", "--poll-interval", "0.1", "--claim-linger", "0"),
 }
 PRODUCERS = 8
+# every rate (and floor) begins with this much load that is run, checked and reported apart but not
+# measured: a new pool's first calls (each backend's first insert loads the catalogs and compiles
+# the trigger's plpgsql; psycopg prepares a statement on its fifth run) took 10-45 ms for the first
+# 10-50 jobs, so at 1,000 jobs a rate the p99 measured start-up (2026-12-03, 200 jobs/s: p99 8.63 ms
+# with them, 5.38 without; 1,000 jobs/s: 12.06 and 8.34)
+WARMUP_SECONDS = 1.0
 FLOOR_TABLE = (
     "CREATE TABLE bench_floor (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload jsonb NOT NULL)"
 )
 FLOOR_INSERT = "INSERT INTO bench_floor (payload) VALUES (%s::jsonb)"
+
+
+def warmup_jobs(rate: float) -> int:
+    """How many jobs of a rate are its warm-up: numbers below this are not measured."""
+    return int(rate * WARMUP_SECONDS)
+
+
+def measured(by_job: dict[int, float], rate: float) -> list[float]:
+    """The values of the jobs after the warm-up, sorted."""
+    warm = warmup_jobs(rate)
+    return sorted(v for n, v in by_job.items() if n >= warm)
 
 
 async def paced(
@@ -43,7 +60,7 @@ async def paced(
 ) -> tuple[float, dict[int, float]]:
     """Call `call(n)` for n < rate * seconds from PRODUCERS concurrent producers, job n in its slot
     `start + n / rate` (a slow call does not lower the offered rate); returns the achieved rate and
-    how long each call took (ms)."""
+    how long each call took (ms). `seconds` includes any warm-up: the caller leaves it out."""
     total = int(rate * seconds)
     calls: dict[int, float] = {}
     start = anyio.current_time() + 0.1
@@ -104,9 +121,9 @@ def floor(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any
     results = []
     try:
         for rate in rates:
-            log(f"latency: floor (bare inserts) at {rate:g} jobs/s for {seconds:g}s")
-            calls = anyio.run(bare_inserts, url, rate, seconds)
-            results.append({"rate": rate, "call_ms": percentiles(sorted(calls.values()))})
+            log(f"latency: floor (bare inserts) at {rate:g} jobs/s, {seconds:g}s after {WARMUP_SECONDS:g}s")
+            calls = anyio.run(bare_inserts, url, rate, WARMUP_SECONDS + seconds)
+            results.append({"rate": rate, "call_ms": percentiles(measured(calls, rate))})
     finally:
         execute(url, "DROP TABLE bench_floor")
     return results
@@ -127,23 +144,26 @@ def measure(url: str, folder: Path, rate: float, seconds: float) -> dict[str, An
     """One offered rate against the running worker: latencies, the enqueue calls, what came after."""
     reset(url)
     calls: dict[int, float] = {}
-    achieved = anyio.run(produce, url, rate, seconds, calls)
-    total = int(rate * seconds)
+    achieved = anyio.run(produce, url, rate, WARMUP_SECONDS + seconds, calls)
+    total = int(rate * (WARMUP_SECONDS + seconds))
     wait(lambda: done_count(url) >= total, 60, "jobs to finish")
     lines = take_latencies_ms(folder)
     starts = dict(lines)
-    values = sorted(waited for _, waited in lines)
+    values = measured(starts, rate)
     # after the call: from the enqueue call's return to the handler's start (notification, claim,
     # hand-over), the worker's own part; negative when the worker started before the call returned
-    after = sorted(starts[n] - calls[n] for n in starts if n in calls)
+    after = measured({n: starts[n] - calls[n] for n in starts if n in calls}, rate)
+    warm = warmup_jobs(rate)
     return {
         "rate": rate,
         "achieved_rate": achieved,
         "jobs": total,
-        # one handler start per job, too
+        "warmup_jobs": warm,
+        # every job, the warm-up's too; one handler start per job, too
         "exactly_once": exactly_once(url, total) and len(lines) == len(starts) == total,
         "latency_ms": percentiles(values),
-        "enqueue_call_ms": percentiles(sorted(calls.values())),
+        "warmup_latency_ms": percentiles(sorted(v for n, v in starts.items() if n < warm)),
+        "enqueue_call_ms": percentiles(measured(calls, rate)),
         "after_call_ms": percentiles(after),
         "samples_ms": values,
         "after_samples_ms": after,
@@ -158,6 +178,6 @@ def run(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any]]
             workers(url, 1, "--concurrency", "100", *args, env={STARTS_ENV: folder}),
         ):
             for rate in rates:
-                log(f"latency: {mode} at {rate:g} jobs/s for {seconds:g}s")
+                log(f"latency: {mode} at {rate:g} jobs/s for {seconds:g}s after {WARMUP_SECONDS:g}s")
                 results.append({"mode": mode, **measure(url, Path(folder), rate, seconds)})
     return results

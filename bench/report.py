@@ -43,8 +43,9 @@ def render(results: dict[str, Any]) -> str:
         headers += ["after p50", "after p99"]
         parts.append(
             table(
-                "Latency, enqueue to start (ms); call: the enqueue call alone (insert and commit);"
-                " after: from the call's return to the handler's start (the worker's part)",
+                "Latency, enqueue to start (ms), each rate after a warm-up of its own (in the JSON, not"
+                " here); call: the enqueue call alone (insert and commit); after: from the call's return"
+                " to the handler's start (the worker's part)",
                 [*headers, "exactly once"],
                 rows,
             )
@@ -57,7 +58,7 @@ def render(results: dict[str, Any]) -> str:
         parts.append(
             table(
                 "Floor (ms): a bare durable insert, one row (a primary key, a jsonb) in its own transaction,"
-                " same producers and pacing, no worker: what any enqueue call costs on this machine",
+                " same producers, pacing and warm-up, no worker: what any enqueue call costs on this machine",
                 ["offered/s", "p50", "p90", "p99", "max"],
                 rows,
             )

@@ -151,7 +151,8 @@ async def test_bad_input_is_rejected_before_anything_is_written(
 def streamed_specs_with_a_bad_one_last(good: int = 3000) -> list[JobSpec]:
     """More good jobs than psycopg's COPY buffer holds, so rows are on the wire when the bad one
     is built."""
-    return [*(JobSpec(task="t", payload={"n": n}) for n in range(good)), JobSpec(task="t", payload={object()})]
+    bad = JobSpec(task="t", payload={object()})
+    return [*(JobSpec(task="t", payload={"n": n}) for n in range(good)), bad]
 
 
 async def test_a_bad_job_late_in_a_streamed_bulk_enqueue_aborts_it_whole(

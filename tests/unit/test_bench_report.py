@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import report
+from bench import latency, report
 from bench.common import percentiles
 
 RESULTS = {
@@ -60,3 +60,13 @@ def test_json_omits_raw_samples_and_the_plot_is_a_png(tmp_path: Path) -> None:
 def test_percentiles_of_one_to_a_hundred() -> None:
     cuts = percentiles([float(v) for v in range(1, 101)])
     assert (round(cuts["p50"]), round(cuts["p99"]), cuts["max"]) == (50, 99, 100.0)
+
+
+def test_a_rates_warm_up_jobs_are_left_out_of_what_is_measured() -> None:
+    warm = latency.warmup_jobs(200)
+    assert warm == 200 * latency.WARMUP_SECONDS
+    by_job = {n: (50.0 if n < warm else float(n % 7)) for n in range(warm + 1000)}
+    kept = latency.measured(by_job, 200)
+    assert len(kept) == 1000
+    assert kept == sorted(kept)
+    assert max(kept) == 6.0
