@@ -32,10 +32,11 @@ MODES: dict[str, tuple[str, ...]] = {
     "poll 100ms": ("--no-listen", "--poll-interval", "0.1", "--claim-linger", "0"),
 }
 PRODUCERS = 8
-# every rate (and floor) begins with this much load that is run, checked and reported apart but not
-# measured: a new pool's first calls (each backend's first insert loads the catalogs and compiles
-# the trigger's plpgsql; psycopg prepares a statement on its fifth run) took 10-45 ms for the first
-# 10-50 jobs, so at 1,000 jobs a rate the p99 measured start-up (2026-12-03, 200 jobs/s: p99 8.63 ms
+# every rate (latency and floor) begins with this much load that is run but left out of the
+# percentiles (its own are in the JSON; latency's jobs are checked exactly-once with the rest): a
+# new pool's first calls (each backend's first insert loads the catalogs and compiles the trigger's
+# plpgsql; psycopg prepares a statement after its first runs) took 10-45 ms for the first 10-50
+# jobs, so at 1,000 jobs a rate the p99 measured start-up (2026-12-03, 200 jobs/s: p99 8.63 ms
 # with them, 5.38 without; 1,000 jobs/s: 12.06 and 8.34)
 WARMUP_SECONDS = 1.0
 FLOOR_TABLE = (
@@ -53,6 +54,12 @@ def measured(by_job: dict[int, float], rate: float) -> list[float]:
     """The values of the jobs after the warm-up, sorted."""
     warm = warmup_jobs(rate)
     return sorted(v for n, v in by_job.items() if n >= warm)
+
+
+def warmup(by_job: dict[int, float], rate: float) -> list[float]:
+    """The values of the warm-up's jobs, sorted."""
+    warm = warmup_jobs(rate)
+    return sorted(v for n, v in by_job.items() if n < warm)
 
 
 async def paced(
@@ -123,7 +130,11 @@ def floor(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any
         for rate in rates:
             log(f"latency: floor (bare inserts) at {rate:g} jobs/s, {seconds:g}s after {WARMUP_SECONDS:g}s")
             calls = anyio.run(bare_inserts, url, rate, WARMUP_SECONDS + seconds)
-            results.append({"rate": rate, "call_ms": percentiles(measured(calls, rate))})
+            results.append({
+                "rate": rate,
+                "call_ms": percentiles(measured(calls, rate)),
+                "warmup_call_ms": percentiles(warmup(calls, rate)),
+            })  # fmt: skip
     finally:
         execute(url, "DROP TABLE bench_floor")
     return results
@@ -153,16 +164,16 @@ def measure(url: str, folder: Path, rate: float, seconds: float) -> dict[str, An
     # after the call: from the enqueue call's return to the handler's start (notification, claim,
     # hand-over), the worker's own part; negative when the worker started before the call returned
     after = measured({n: starts[n] - calls[n] for n in starts if n in calls}, rate)
-    warm = warmup_jobs(rate)
     return {
         "rate": rate,
-        "achieved_rate": achieved,
+        "achieved_rate": achieved,  # warm-up included, as in `jobs`
         "jobs": total,
-        "warmup_jobs": warm,
+        "warmup_jobs": warmup_jobs(rate),  # of `jobs`; the percentiles are of the others
         # every job, the warm-up's too; one handler start per job, too
         "exactly_once": exactly_once(url, total) and len(lines) == len(starts) == total,
         "latency_ms": percentiles(values),
-        "warmup_latency_ms": percentiles(sorted(v for n, v in starts.items() if n < warm)),
+        "warmup_latency_ms": percentiles(warmup(starts, rate)),
+        "warmup_call_ms": percentiles(warmup(calls, rate)),
         "enqueue_call_ms": percentiles(measured(calls, rate)),
         "after_call_ms": percentiles(after),
         "samples_ms": values,

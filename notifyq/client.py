@@ -10,6 +10,7 @@ on first use (`configure` sets it explicitly); it belongs to the event loop that
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -121,18 +122,22 @@ class Client:
     async def enqueue_many(
         self, specs: Iterable[JobSpec], *, conn: AsyncConnection[Any] | None = None
     ) -> list[int]:
-        """Insert many jobs in one statement; ids in input order (see `enqueue` on keys).
+        """Insert many jobs atomically (one COPY when all are due now without keys, else one
+        INSERT); ids in input order (see `enqueue` on keys).
 
         On the caller's connection every job is validated before anything is sent, so a bad one
-        leaves its transaction as it was. On a pooled one, jobs due now without keys are built
-        while the COPY streams them: a bad one aborts the COPY and nothing is inserted.
+        leaves its transaction as it was. On a pooled one a COPY streams each job as it is built
+        (`build_job` passes run_at, delay and the key through, so the specs tell which path): a
+        bad one aborts the COPY, nothing is inserted, and the ids reserved for it stay unused.
         """
         listed = list(specs)
         if not listed:
             return []
         if conn is None and queries.copyable(listed):
+            built = tasks.iter_jobs(listed, registry=self.registry)
+            first = next(built)  # a bad first job fails before a connection is taken
             async with self._connection(None) as c:
-                return await self._copy(c, tasks.iter_jobs(listed, registry=self.registry), len(listed))
+                return await self._copy(c, itertools.chain((first,), built), len(listed))
         jobs = tasks.build_jobs(listed, registry=self.registry)
         async with self._connection(conn) as c:
             if queries.copyable(jobs):

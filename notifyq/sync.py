@@ -7,6 +7,7 @@ psycopg 3), so the job joins the caller's transaction.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -97,12 +98,15 @@ class SyncClient:
         return job_id
 
     def enqueue_many(self, specs: Iterable[JobSpec], *, conn: Connection[Any] | None = None) -> list[int]:
+        """As `Client.enqueue_many`: validated first on the caller's connection, streamed on a pooled one."""
         listed = list(specs)
         if not listed:
             return []
-        if conn is None and queries.copyable(listed):  # streamed, as in the async client
+        if conn is None and queries.copyable(listed):
+            built = tasks.iter_jobs(listed, registry=self.registry)
+            first = next(built)  # a bad first job fails before a connection is taken
             with self._connection(None) as c:
-                return self._copy(c, tasks.iter_jobs(listed, registry=self.registry), len(listed))
+                return self._copy(c, itertools.chain((first,), built), len(listed))
         jobs = tasks.build_jobs(listed, registry=self.registry)
         with self._connection(conn) as c:
             if queries.copyable(jobs):

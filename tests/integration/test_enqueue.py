@@ -127,7 +127,7 @@ async def test_a_rolled_back_transaction_leaves_no_job_and_no_wakeup(
     assert [j.idempotency_key for j in await client.list_jobs()] == ["committed"]
 
 
-async def test_bad_input_is_rejected_before_anything_is_written(
+async def test_bad_input_is_rejected_and_nothing_is_written(
     client: Client, aconn: psycopg.AsyncConnection
 ) -> None:
     with pytest.raises(PayloadError):
@@ -162,15 +162,20 @@ async def test_a_bad_job_late_in_a_streamed_bulk_enqueue_aborts_it_whole(
     with pytest.raises(PayloadError):
         await client.enqueue_many(streamed_specs_with_a_bad_one_last())
     assert await status_counts(aconn) == {"queued": 1}
+    assert client.pool.get_stats().get("connections_lost", 0) == 0  # the COPY's connection is fine
     after = await client.enqueue_many([JobSpec(task="t", payload={"n": n}) for n in range(2)])
     assert after[0] > before + 3000  # the ids were reserved and the COPY begun: the streamed path
-    assert await status_counts(aconn) == {"queued": 3}
+    with pytest.raises(PayloadError):  # a bad first job fails before anything is reserved
+        await client.enqueue_many(list(reversed(streamed_specs_with_a_bad_one_last())))
+    assert await client.enqueue("t", None) == after[1] + 1
+    assert await status_counts(aconn) == {"queued": 4}
 
 
 def test_the_sync_twin_aborts_a_streamed_bulk_enqueue_whole(sync_client: SyncClient) -> None:
     before = sync_client.enqueue("t", None)
     with pytest.raises(PayloadError):
         sync_client.enqueue_many(streamed_specs_with_a_bad_one_last())
+    assert sync_client.pool.get_stats().get("connections_lost", 0) == 0
     after = sync_client.enqueue_many([JobSpec(task="t", payload={"n": 1})])
     assert after[0] > before + 3000
     assert [j.id for j in sync_client.list_jobs()] == [*after, before]

@@ -70,3 +70,4 @@ def test_a_rates_warm_up_jobs_are_left_out_of_what_is_measured() -> None:
     assert len(kept) == 1000
     assert kept == sorted(kept)
     assert max(kept) == 6.0
+    assert latency.warmup(by_job, 200) == [50.0] * warm
