@@ -124,6 +124,14 @@ def decode_hand_over(message: str) -> ClaimedJob:
     )  # fmt: skip
 
 
+class Refill(msgspec.Struct, frozen=True, kw_only=True):
+    """What refilling a worker's hand-over slots did: the queues whose slots it reset, and whether
+    a job due now waits queued on the worker's queues (one no producer told the worker of)."""
+
+    queues: list[str]
+    waiting: bool
+
+
 class Outcome(enum.StrEnum):
     """What a worker writes back for a job it ran."""
 

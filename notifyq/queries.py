@@ -34,6 +34,7 @@ from notifyq.models import (
     Migration,
     NewJob,
     QueueStats,
+    Refill,
     Rescued,
     RetryResult,
     WorkerInfo,
@@ -146,6 +147,7 @@ def _struct_row(cls: type[R]) -> BaseRowFactory[R]:
 _id_row: BaseRowFactory[int] = scalar_row
 _text_row: BaseRowFactory[str] = scalar_row
 _job_row = _struct_row(Job)
+_refill_row = _struct_row(Refill)
 
 
 def _pair_row(job_id: int, key: str | None) -> tuple[int, str | None]:
@@ -320,8 +322,8 @@ def queue_wait(
     return st.query("queue_wait", params, scalar_row)
 
 
-def queue_refill(st: Statements, *, worker: uuid.UUID, slots: int) -> Query[str]:
-    return st.query("queue_refill", {"worker": worker, "slots": slots}, _text_row)
+def queue_refill(st: Statements, *, worker: uuid.UUID, slots: int, queues: Sequence[str]) -> Query[Refill]:
+    return st.query("queue_refill", {"worker": worker, "slots": slots, "queues": list(queues)}, _refill_row)
 
 
 def queue_unwait(st: Statements, *, worker: uuid.UUID) -> Query[Any]:

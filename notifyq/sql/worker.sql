@@ -138,14 +138,25 @@ ON CONFLICT (queue, worker_id) DO NOTHING;
 -- most recently active worker, so a frozen or dead one that still has rows is chosen last.
 -- Only rows still armed (a row a producer's notification stamped means the claimer is awake and
 -- re-arms when it is done), and SKIP LOCKED: a producer's transaction still holding a row (it took
--- a slot) must not stall the claimer; that row keeps what it has. Returns the queues refilled.
-UPDATE {schema}.queue_waiters SET slots = %(slots)s, since = now()
-WHERE ctid = ANY (ARRAY(
-    SELECT ctid FROM {schema}.queue_waiters
-    WHERE worker_id = %(worker)s AND woken_at IS NULL
-    FOR UPDATE SKIP LOCKED
-))
-RETURNING queue;
+-- a slot) must not stall the claimer; that row keeps what it has. Returns the queues refilled, and
+-- whether a job due now waits queued on the worker's queues: while producers hand it jobs the
+-- claimer sleeps, so a job none of them told it of (its producer looked for waiters before the
+-- worker armed and committed after the arm's confirming claim) would wait for the poll; the
+-- claimer claims it instead. The same probe of the claim index as a claim of one job.
+WITH refilled AS (
+    UPDATE {schema}.queue_waiters SET slots = %(slots)s, since = now()
+    WHERE ctid = ANY (ARRAY(
+        SELECT ctid FROM {schema}.queue_waiters
+        WHERE worker_id = %(worker)s AND woken_at IS NULL
+        FOR UPDATE SKIP LOCKED
+    ))
+    RETURNING queue
+)
+SELECT ARRAY(SELECT queue FROM refilled) AS queues,
+       EXISTS (
+           SELECT 1 FROM {schema}.jobs j
+           WHERE j.queue = ANY(%(queues)s::text[]) AND j.status = 'queued' AND j.run_at <= now()
+       ) AS waiting;
 
 -- name: queue_unwait
 -- A stopping worker withdraws its demand: from the commit on, producers neither notify it nor hand

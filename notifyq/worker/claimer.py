@@ -35,8 +35,10 @@ the listener reconnected, `recover` runs between two claims to find hand-overs w
 was lost; should it fail, claims go on and it is tried again later.
 
 A job committed by a producer that checked for waiters before this worker published, and became
-visible only after its confirming claim, is found by the next notification on the queue or by the
-poll: `poll_interval` (5 s by default) bounds that rare miss.
+visible only after its confirming claim, was told to nobody. While producers hand this worker jobs
+the claimer sleeps on, so each refill also asks whether a due job waits queued and, if one does,
+claims (it was seen waiting 5 s at 3,000 jobs/s before); otherwise the next notification on the
+queue or the poll finds it: `poll_interval` (5 s by default) bounds that rare miss.
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ class Claimer:
         self.hand_over_max_rate = hand_over_max_rate
         self.handed = 0  # jobs producers handed over (claimed for us by the insert trigger)
         self.refills = 0
+        self.found_waiting = 0  # refills that found a job queued that nobody told us of
         self._grants: dict[str, _Grant] = {}
         # run between claims when asked (the listener reconnected): finds lost hand-overs
         self.recover = recover
@@ -292,16 +295,19 @@ class Claimer:
         slots = self._slots_for_free_room()
         if slots <= 0:  # no room now: once the slots run out, producers notify us instead
             return
-        query = queries.queue_refill(self.statements, worker=self.worker_id, slots=slots)
-        refilled = await db.fetch_all_within(self.pool, query, self.db_timeout)
-        self._gave_slots(slots, refilled)
-        for queue in set(self.queues) - set(refilled):
+        query = queries.queue_refill(self.statements, worker=self.worker_id, slots=slots, queues=self.queues)
+        (refill,) = await db.fetch_all_within(self.pool, query, self.db_timeout)
+        self._gave_slots(slots, refill.queues)
+        for queue in set(self.queues) - set(refill.queues):
             # skipped: a producer's transaction held the row (it took a slot; its job comes next,
             # and asks again), or a notification stamped it (the claimer re-arms when done)
             if queue in self._grants:
                 self._grants[queue].asked = False
-        if refilled:
+        if refill.queues:
             self.refills += 1
+        if refill.waiting:  # a job no producer told us of: claim it now, not at the poll
+            self.found_waiting += 1
+            self.waker.wake()
 
     def _gave_slots(self, slots: int, queues: Sequence[str] | None = None) -> None:
         """Count `slots` from now on on `queues` (all of ours by default)."""

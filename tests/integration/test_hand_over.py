@@ -223,16 +223,40 @@ async def test_a_refill_leaves_the_row_a_producer_holds_and_says_which_it_refill
     database_url: str, aconn: psycopg.AsyncConnection
 ) -> None:
     st = queries.statements("notifyq")
-    refill = queries.queue_refill(st, worker=uuid.UUID(WORKER), slots=5)
+    refill = queries.queue_refill(st, worker=uuid.UUID(WORKER), slots=5, queues=["a", "b"])
     await arm(aconn, "a")
     await arm(aconn, "b")
     async with await psycopg.AsyncConnection.connect(database_url) as producer:
         await insert(producer)  # takes a slot of queue a: its transaction holds that row
-        assert await queries.fetch_all(aconn, refill) == ["b"]
+        assert [r.queues for r in await queries.fetch_all(aconn, refill)] == [["b"]]
         await producer.commit()
     assert await slots(aconn) == [1, 5]
-    assert sorted(await queries.fetch_all(aconn, refill)) == ["a", "b"]
+    (refilled,) = await queries.fetch_all(aconn, refill)
+    assert sorted(refilled.queues) == ["a", "b"]
+    assert not refilled.waiting  # the one job went to the waiter
     assert await slots(aconn) == [5, 5]
+
+
+async def test_a_job_nobody_announced_runs_at_the_next_refill_not_at_the_poll(
+    settings: Settings, registry: Registry, database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    @registry.task
+    async def noop() -> None:
+        pass
+
+    # the race: a producer's insert looked for waiters before the worker armed (so its trigger
+    # neither notified nor handed over) and commits after the arm's confirming claim
+    async with await psycopg.AsyncConnection.connect(database_url) as producer:
+        (unannounced,) = await insert(producer, "('noop', 'default')")
+        async with running_worker(settings, registry, concurrency=2, poll_interval=60) as worker:
+            await wait_until(lambda: _asleep_with_room(aconn, worker))
+            await producer.commit()
+            for _ in range(2):  # handed over: the claimer sleeps on, and refills after the first
+                await wait_until(lambda: _asleep_with_room(aconn, worker))
+                (job_id,) = await insert(aconn, "('noop', 'default')")
+                await wait_until(lambda job_id=job_id: _is(aconn, job_id, "succeeded"))
+            await wait_until(lambda: _is(aconn, unannounced, "succeeded"))
+            assert worker.claimer.found_waiting >= 1
 
 
 async def test_a_worker_handed_jobs_faster_than_its_max_rate_claims_instead_of_refilling(
