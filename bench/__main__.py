@@ -25,7 +25,7 @@ RATES = [200.0, 1000.0, 3000.0]
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="every scenario small (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="every scenario small (about 1.5 minutes)")
     parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
