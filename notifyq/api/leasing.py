@@ -29,7 +29,7 @@ class BroadcastWaker(Waker):
         super().__init__()
         self.event = anyio.Event()
 
-    def wake(self) -> None:
+    def wake(self, *, grace: bool = True) -> None:
         event, self.event = self.event, anyio.Event()
         event.set()
 

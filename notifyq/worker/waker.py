@@ -54,8 +54,11 @@ class Waker:
         self._refill = True
         self._rearm.set()
 
-    def wake(self) -> None:
-        if self._first_wake is None:
+    def wake(self, *, grace: bool = True) -> None:
+        """End a wait: a claim follows. `grace=False` for the claimer's own reasons, no producer's
+        notification: no wake grace starts (the claimer re-arms without waiting for producers that
+        are not notifying it)."""
+        if grace and self._first_wake is None:
             self._first_wake = anyio.current_time()
         self._woken.set()
         self._rearm.set()

@@ -193,8 +193,9 @@ class Worker:
                 await self.pool.close()
         c = self.claimer
         log.info(
-            "worker %s stopped: %d jobs from %d claims, %d handed over; armed %d times, refilled %d",
-            self.id, c.claimed, c.claims, c.handed, c.arms, c.refills,
+            "worker %s stopped: %d jobs from %d claims, %d handed over; armed %d times, refilled %d"
+            " (%d found a job unannounced)",
+            self.id, c.claimed, c.claims, c.handed, c.arms, c.refills, c.found_waiting,
         )  # fmt: skip
 
     async def _work(self) -> None:

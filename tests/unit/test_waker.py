@@ -78,6 +78,14 @@ async def test_the_first_wake_since_a_mark_is_kept_and_a_mark_forgets_it() -> No
     assert waker.first_wake_since_mark is None
 
 
+async def test_the_claimers_own_wake_ends_a_wait_but_starts_no_grace() -> None:
+    waker = Waker()
+    waker.wake(grace=False)
+    with anyio.fail_after(1):
+        assert await waker.wait(60, refills=True) is Wake.NOTIFIED
+    assert waker.first_wake_since_mark is None
+
+
 async def test_a_refill_request_ends_only_a_wait_that_takes_refills() -> None:
     waker = Waker()
     waker.request_refill()
