@@ -145,7 +145,6 @@ def _struct_row(cls: type[R]) -> BaseRowFactory[R]:
 
 
 _id_row: BaseRowFactory[int] = scalar_row
-_text_row: BaseRowFactory[str] = scalar_row
 _job_row = _struct_row(Job)
 _refill_row = _struct_row(Refill)
 

@@ -37,8 +37,8 @@ was lost; should it fail, claims go on and it is tried again later.
 A job committed by a producer that checked for waiters before this worker published, and became
 visible only after its confirming claim, was told to nobody. While producers hand this worker jobs
 the claimer sleeps on, so each refill also asks whether a due job waits queued and, if one does,
-claims (one such job seemed to wait 6 s at 3,000 jobs/s before); otherwise the next notification on the
-queue or the poll finds it: `poll_interval` (5 s by default) bounds that rare miss.
+claims (before, such a job waited for the poll while hand-overs went on); otherwise the next
+notification on the queue or the poll finds it: `poll_interval` (5 s by default) bounds that miss.
 """
 
 from __future__ import annotations

@@ -237,6 +237,18 @@ async def test_a_refill_leaves_the_row_a_producer_holds_and_says_which_it_refill
     assert await slots(aconn) == [5, 5]
 
 
+async def test_a_refill_says_whether_a_due_job_waits_queued_on_the_workers_queues(
+    aconn: psycopg.AsyncConnection,
+) -> None:
+    st = queries.statements("notifyq")
+    refill = queries.queue_refill(st, worker=uuid.UUID(WORKER), slots=2, queues=["a", "b"])
+    await insert(aconn, "('t', 'c')")  # another queue's
+    await insert(aconn, "('t', 'a', now() + interval '1 hour')", "task, queue, run_at")  # not due
+    assert [r.waiting for r in await queries.fetch_all(aconn, refill)] == [False]
+    await insert(aconn, "('t', 'b')")
+    assert [r.waiting for r in await queries.fetch_all(aconn, refill)] == [True]
+
+
 async def test_a_job_nobody_announced_runs_at_the_next_refill_not_at_the_poll(
     settings: Settings, registry: Registry, database_url: str, aconn: psycopg.AsyncConnection
 ) -> None:
