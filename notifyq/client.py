@@ -10,7 +10,6 @@ on first use (`configure` sets it explicitly); it belongs to the event loop that
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -134,10 +133,9 @@ class Client:
         if not listed:
             return []
         if conn is None and queries.copyable(listed):
-            built = tasks.iter_jobs(listed, registry=self.registry)
-            first = next(built)  # a bad first job fails before a connection is taken
+            built = tasks.iter_jobs(listed, registry=self.registry)  # builds the first now
             async with self._connection(None) as c:
-                return await self._copy(c, itertools.chain((first,), built), len(listed))
+                return await self._copy(c, built, len(listed))
         jobs = tasks.build_jobs(listed, registry=self.registry)
         async with self._connection(conn) as c:
             if queries.copyable(jobs):

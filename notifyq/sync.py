@@ -7,7 +7,6 @@ psycopg 3), so the job joins the caller's transaction.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -103,10 +102,9 @@ class SyncClient:
         if not listed:
             return []
         if conn is None and queries.copyable(listed):
-            built = tasks.iter_jobs(listed, registry=self.registry)
-            first = next(built)  # a bad first job fails before a connection is taken
+            built = tasks.iter_jobs(listed, registry=self.registry)  # builds the first now
             with self._connection(None) as c:
-                return self._copy(c, itertools.chain((first,), built), len(listed))
+                return self._copy(c, built, len(listed))
         jobs = tasks.build_jobs(listed, registry=self.registry)
         with self._connection(conn) as c:
             if queries.copyable(jobs):

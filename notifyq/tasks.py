@@ -10,6 +10,7 @@ Task names are unique in a registry; registering a name twice is an error at imp
 from __future__ import annotations
 
 import inspect
+import itertools
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -311,9 +312,10 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def iter_jobs(specs: Iterable[JobSpec], *, registry: Registry = registry) -> Iterator[NewJob]:
-    """Build each job as it is asked for: a bulk COPY streams rows while later ones are built."""
-    for s in specs:
-        yield build_job(
+    """Build each job as it is asked for, but the first at once, so a bad first job fails before
+    the caller takes a connection: a bulk COPY streams rows while later ones are built."""
+    built = (
+        build_job(
             s.task,
             s.payload,
             registry=registry,
@@ -324,6 +326,10 @@ def iter_jobs(specs: Iterable[JobSpec], *, registry: Registry = registry) -> Ite
             max_attempts=s.max_attempts,
             idempotency_key=s.idempotency_key,
         )
+        for s in specs
+    )
+    first = next(built, None)
+    return built if first is None else itertools.chain((first,), built)
 
 
 def build_jobs(specs: Iterable[JobSpec], *, registry: Registry = registry) -> list[NewJob]:
