@@ -321,7 +321,10 @@ def queue_wait(
     return st.query("queue_wait", params, scalar_row)
 
 
-def queue_refill(st: Statements, *, worker: uuid.UUID, slots: int, queues: Sequence[str]) -> Query[Refill]:
+def queue_refill(
+    st: Statements, *, worker: uuid.UUID, slots: int | None, queues: Sequence[str]
+) -> Query[Refill]:
+    """Refill the worker's armed rows to `slots` (None: refill nothing) and probe for a due job."""
     return st.query("queue_refill", {"worker": worker, "slots": slots, "queues": list(queues)}, _refill_row)
 
 

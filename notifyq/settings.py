@@ -26,6 +26,7 @@ DEFAULT_FLUSH_INTERVAL = 0.005
 DEFAULT_FLUSH_BATCH = 200
 DEFAULT_CLAIM_LINGER = 0.001
 DEFAULT_HAND_OVER_MAX_RATE = 2000.0
+DEFAULT_RECHECK_AFTER = 0.05
 DEFAULT_DB_TIMEOUT = 10.0
 DEFAULT_POOL_MAX = 10
 DEFAULT_LEADER_TICK = 0.5
@@ -95,6 +96,11 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # 0008); past this many jobs a second it claims batches instead (a hand-over costs its producer a
     # NOTIFY); 0 turns hand-over off: producers only wake the worker
     hand_over_max_rate: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = DEFAULT_HAND_OVER_MAX_RATE
+    # this long after the worker went to sleep (armed, its confirming claim empty), it asks once
+    # whether a due job waits queued that nobody told it of: a producer that looked for waiters
+    # before the arm and committed after the confirming claim notified no one. Such a job then waits
+    # about this long, not the poll, if its producer committed by then; 0 turns it off (claimer.py)
+    recheck_after: Annotated[float, msgspec.Meta(ge=0, le=3600)] = DEFAULT_RECHECK_AFTER
     # False: the worker's own writes (claims, outcomes, lease renewals, maintenance) commit without
     # waiting for their WAL flush, which takes a disk flush off the path of every job. A database
     # crash can undo the last moments of them (3 x wal_writer_delay at most); the leases turn that

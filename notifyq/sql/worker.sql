@@ -146,9 +146,11 @@ ON CONFLICT (queue, worker_id) DO NOTHING;
 -- of one job does: as an EXISTS (which drops ORDER BY and LIMIT) the planner chose a sequential
 -- scan of the whole table when stale statistics still counted a drained backlog as queued
 -- (97 ms for 300,000 finished rows, against an index scan that marks their dead entries).
+-- With `slots` NULL it only probes (the claimer's recheck some time after it went to sleep: it
+-- catches the same race when no producer hands the worker jobs) and refills nothing.
 WITH refilled AS (
     UPDATE {schema}.queue_waiters SET slots = %(slots)s, since = now()
-    WHERE ctid = ANY (ARRAY(
+    WHERE %(slots)s::int IS NOT NULL AND ctid = ANY (ARRAY(
         SELECT ctid FROM {schema}.queue_waiters
         WHERE worker_id = %(worker)s AND woken_at IS NULL
         FOR UPDATE SKIP LOCKED

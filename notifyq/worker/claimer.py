@@ -37,8 +37,12 @@ was lost; should it fail, claims go on and it is tried again later.
 A job committed by a producer that checked for waiters before this worker published, and became
 visible only after its confirming claim, was told to nobody. While producers hand this worker jobs
 the claimer sleeps on, so each refill also asks whether a due job waits queued and, if one does,
-claims (before, such a job waited for the poll while hand-overs went on); otherwise the next
-notification on the queue or the poll finds it: `poll_interval` (5 s by default) bounds that miss.
+claims (before, such a job waited for the poll while hand-overs went on). And when nothing comes at
+all, `recheck_after` (50 ms) into its sleep the claimer asks the same question once more (the
+refill's probe, refilling nothing): a producer that committed by then has its job claimed about
+that long after the worker went to sleep. A producer whose transaction stays open longer is found
+by the next refill, the next notification on the queue or the poll: `poll_interval` (5 s by
+default) bounds that miss.
 """
 
 from __future__ import annotations
@@ -128,6 +132,7 @@ class Claimer:
         lease: float,
         poll_interval: float,
         linger: float = 0.0,
+        recheck_after: float = 0.0,
         db_timeout: float = 10.0,
         executor: Executor,
         waker: Waker,
@@ -144,6 +149,7 @@ class Claimer:
         self.lease = lease
         self.poll_interval = poll_interval
         self.linger = linger
+        self.recheck_after = recheck_after
         self.db_timeout = db_timeout
         self.executor = executor
         self.waker = waker
@@ -159,7 +165,8 @@ class Claimer:
         self.hand_over_max_rate = hand_over_max_rate
         self.handed = 0  # jobs producers handed over (claimed for us by the insert trigger)
         self.refills = 0
-        self.found_waiting = 0  # refills that found a job queued that nobody told us of
+        self.found_waiting = 0  # refills and rechecks that found a job queued nobody told us of
+        self.rechecks = 0
         self._grants: dict[str, _Grant] = {}
         # run between claims when asked (the listener reconnected): finds lost hand-overs
         self.recover = recover
@@ -220,14 +227,27 @@ class Claimer:
 
     async def _sleep(self) -> None:
         """Wait for a notification, the timer or the poll; meanwhile refill the hand-over slots
-        whenever producers used half of them, so the next jobs come handed over too."""
-        give_up = anyio.current_time() + self.poll_interval
-        while await self.waker.wait(give_up - anyio.current_time(), refills=True) is Wake.REFILL:
-            await self.executor.wait_for_capacity()
-            try:
-                await self.refill()
-            except psycopg.Error as exc:  # producers wake us instead: slower, nothing lost
-                log.warning("refilling hand-over slots failed (%s)", exc)
+        whenever producers used half of them, so the next jobs come handed over too, and recheck
+        once, `recheck_after` in, for a job nobody told us of."""
+        now = anyio.current_time()
+        give_up = now + self.poll_interval
+        recheck_at = now + self.recheck_after if self.publish_demand and self.recheck_after > 0 else math.inf
+        while True:
+            wake = await self.waker.wait(min(give_up, recheck_at) - anyio.current_time(), refills=True)
+            if wake is Wake.REFILL:
+                await self.executor.wait_for_capacity()
+                await self._db_step(self.refill, "refilling hand-over slots")
+            elif wake is Wake.POLL and recheck_at < give_up:
+                recheck_at = math.inf
+                await self._db_step(self.recheck, "rechecking the queues")
+            else:
+                return
+
+    async def _db_step(self, step: Callable[[], Awaitable[None]], what: str) -> None:
+        try:
+            await step()
+        except psycopg.Error as exc:  # producers wake us instead, or the poll: slower, nothing lost
+            log.warning("%s failed (%s)", what, exc)
 
     def request_recovery(self) -> None:
         """Run `recover` before the next claim (no claim of ours is in flight while it runs)."""
@@ -306,7 +326,17 @@ class Claimer:
                 self._grants[queue].asked = False
         if refill.queues:
             self.refills += 1
-        if refill.waiting:  # a job no producer told us of: claim it now, not at the poll
+        self._claim_if_waiting(refill.waiting)
+
+    async def recheck(self) -> None:
+        """Some time into our sleep: if a due job waits queued that nobody told us of, claim it."""
+        query = queries.queue_refill(self.statements, worker=self.worker_id, slots=None, queues=self.queues)
+        (probe,) = await db.fetch_all_within(self.pool, query, self.db_timeout)
+        self.rechecks += 1
+        self._claim_if_waiting(probe.waiting)
+
+    def _claim_if_waiting(self, waiting: bool) -> None:
+        if waiting:  # a job no producer told us of: claim it now, not at the poll
             self.found_waiting += 1
             self.waker.wake(grace=False)
 

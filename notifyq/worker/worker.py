@@ -116,7 +116,7 @@ class Worker:
         )  # fmt: skip
         self.claimer = Claimer(
             pool=self.pool, statements=st, worker_id=self.id, queues=cfg.queues, lease=cfg.lease,
-            poll_interval=cfg.poll_interval, linger=cfg.claim_linger,
+            poll_interval=cfg.poll_interval, linger=cfg.claim_linger, recheck_after=cfg.recheck_after,
             db_timeout=cfg.db_timeout, executor=self.executor, waker=self.waker,
             publish_demand=cfg.listen, hand_over_channel=hand_over_channel,
             hand_over_max_rate=cfg.hand_over_max_rate, observe=metrics.claimed if metrics else None,
@@ -193,9 +193,9 @@ class Worker:
                 await self.pool.close()
         c = self.claimer
         log.info(
-            "worker %s stopped: %d jobs from %d claims, %d handed over; armed %d times, refilled %d"
-            " (%d found a job unannounced)",
-            self.id, c.claimed, c.claims, c.handed, c.arms, c.refills, c.found_waiting,
+            "worker %s stopped: %d jobs from %d claims, %d handed over; armed %d times, refilled %d,"
+            " rechecked %d (%d found a job unannounced)",
+            self.id, c.claimed, c.claims, c.handed, c.arms, c.refills, c.rechecks, c.found_waiting,
         )  # fmt: skip
 
     async def _work(self) -> None:

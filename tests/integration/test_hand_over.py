@@ -249,6 +249,18 @@ async def test_a_refill_says_whether_a_due_job_waits_queued_on_the_workers_queue
     assert [r.waiting for r in await queries.fetch_all(aconn, refill)] == [True]
 
 
+async def test_a_refill_without_slots_only_probes(aconn: psycopg.AsyncConnection) -> None:
+    st = queries.statements("notifyq")
+    probe = queries.queue_refill(st, worker=uuid.UUID(WORKER), slots=None, queues=["a", "b"])
+    await arm(aconn, "a", slots=1)
+    await insert(aconn, "('t', 'a')")  # handed over: the slot is used up
+    assert [(r.queues, r.waiting) for r in await queries.fetch_all(aconn, probe)] == [([], False)]
+    await insert(aconn, "('t', 'b')")  # nobody waits on b: queued
+    for _ in range(7):  # and once prepared (psycopg prepares from the sixth run on)
+        assert [(r.queues, r.waiting) for r in await queries.fetch_all(aconn, probe)] == [([], True)]
+    assert await slots(aconn) == [0]  # nothing refilled
+
+
 async def test_a_job_nobody_announced_runs_at_the_next_refill_not_at_the_poll(
     settings: Settings, registry: Registry, database_url: str, aconn: psycopg.AsyncConnection
 ) -> None:
@@ -260,7 +272,9 @@ async def test_a_job_nobody_announced_runs_at_the_next_refill_not_at_the_poll(
     # neither notified nor handed over) and commits after the arm's confirming claim
     async with await psycopg.AsyncConnection.connect(database_url) as producer:
         (unannounced,) = await insert(producer, "('noop', 'default')")
-        async with running_worker(settings, registry, concurrency=2, poll_interval=60) as worker:
+        # no recheck: the refill's probe is what finds it here (the next test: the recheck)
+        config = {"concurrency": 2, "poll_interval": 60, "recheck_after": 0}
+        async with running_worker(settings, registry, **config) as worker:
             await wait_until(lambda: _asleep_with_room(aconn, worker))
             await producer.commit()
             for _ in range(2):  # handed over: the claimer sleeps on, and refills after the first
@@ -269,6 +283,47 @@ async def test_a_job_nobody_announced_runs_at_the_next_refill_not_at_the_poll(
                 await wait_until(lambda job_id=job_id: _is(aconn, job_id, "succeeded"))
             await wait_until(lambda: _is(aconn, unannounced, "succeeded"))
             assert worker.claimer.found_waiting >= 1
+
+
+@pytest.mark.parametrize("hand_over_max_rate", [2000, 0], ids=["hand-over", "wake-only"])
+async def test_a_job_nobody_announced_and_nothing_follows_runs_at_the_recheck_not_at_the_poll(
+    settings: Settings,
+    registry: Registry,
+    database_url: str,
+    aconn: psycopg.AsyncConnection,
+    hand_over_max_rate: float,
+) -> None:
+    @registry.task
+    async def noop() -> None:
+        pass
+
+    # the same race, and no job after it; the recheck comes 2 s into the sleep (wide enough for
+    # this test's commit to land before it on a slow machine), the poll after 60
+    config = {"poll_interval": 60, "recheck_after": 2, "hand_over_max_rate": hand_over_max_rate}
+    async with await psycopg.AsyncConnection.connect(database_url) as producer:
+        (unannounced,) = await insert(producer, "('noop', 'default')")
+        async with running_worker(settings, registry, **config) as worker:
+            await wait_until(lambda: worker.claimer.sleeping)
+            claims = worker.claimer.claims
+            await producer.commit()
+            await wait_until(lambda: _is(aconn, unannounced, "succeeded"))
+            await wait_until(lambda: worker.claimer.sleeping)  # asleep again, armed
+            assert worker.claimer.found_waiting == 1
+            assert worker.claimer.rechecks >= 1
+            # the claim that found it, and the confirming claim after arming again
+            assert worker.claimer.claims == claims + 2
+
+
+async def test_a_recheck_that_finds_nothing_sleeps_on_without_a_claim(
+    settings: Settings, registry: Registry
+) -> None:
+    config = {"poll_interval": 60, "recheck_after": 0.05}
+    async with running_worker(settings, registry, **config) as worker:
+        await wait_until(lambda: worker.claimer.rechecks == 1)
+        claims, arms = worker.claimer.claims, worker.claimer.arms
+        assert worker.claimer.sleeping
+        assert worker.claimer.found_waiting == 0
+    assert (worker.claimer.claims, worker.claimer.arms) == (claims, arms)
 
 
 async def test_a_worker_handed_jobs_faster_than_its_max_rate_claims_instead_of_refilling(

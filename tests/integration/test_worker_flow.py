@@ -287,6 +287,7 @@ async def test_a_stopping_worker_logs_how_it_got_its_jobs(
     assert c.claimed + c.handed - worker.hand_overs.handed_back == 3
     line = (
         f"worker {worker.id} stopped: {c.claimed} jobs from {c.claims} claims, {c.handed} handed over;"
-        f" armed {c.arms} times, refilled {c.refills} ({c.found_waiting} found a job unannounced)"
+        f" armed {c.arms} times, refilled {c.refills}, rechecked {c.rechecks}"
+        f" ({c.found_waiting} found a job unannounced)"
     )
     assert line in caplog.messages
