@@ -59,7 +59,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from notifyq import db, queries
-from notifyq.models import ClaimedJob
+from notifyq.models import ClaimedJob, Refill
 from notifyq.worker.executor import Executor
 from notifyq.worker.waker import Wake, Waker
 
@@ -316,8 +316,7 @@ class Claimer:
         slots = self._slots_for_free_room()
         if slots <= 0:  # no room now: once the slots run out, producers notify us instead
             return
-        query = queries.queue_refill(self.statements, worker=self.worker_id, slots=slots, queues=self.queues)
-        (refill,) = await db.fetch_all_within(self.pool, query, self.db_timeout)
+        refill = await self._refill_and_probe(slots)
         self._gave_slots(slots, refill.queues)
         for queue in set(self.queues) - set(refill.queues):
             # skipped: a producer's transaction held the row (it took a slot; its job comes next,
@@ -330,10 +329,14 @@ class Claimer:
 
     async def recheck(self) -> None:
         """Some time into our sleep: if a due job waits queued that nobody told us of, claim it."""
-        query = queries.queue_refill(self.statements, worker=self.worker_id, slots=None, queues=self.queues)
-        (probe,) = await db.fetch_all_within(self.pool, query, self.db_timeout)
+        probe = await self._refill_and_probe(None)
         self.rechecks += 1
         self._claim_if_waiting(probe.waiting)
+
+    async def _refill_and_probe(self, slots: int | None) -> Refill:
+        query = queries.queue_refill(self.statements, worker=self.worker_id, slots=slots, queues=self.queues)
+        (refill,) = await db.fetch_all_within(self.pool, query, self.db_timeout)
+        return refill
 
     def _claim_if_waiting(self, waiting: bool) -> None:
         if waiting:  # a job no producer told us of: claim it now, not at the poll
