@@ -50,7 +50,7 @@ def _run(url: str, chosen: set[str], *, quick: bool, results: dict[str, Any]) ->
     runs: dict[str, Callable[[], Any]] = {
         "floor": lambda: latency.floor(url, rates=RATES, seconds=latency_seconds),
         "latency": lambda: latency.run(url, rates=RATES, seconds=latency_seconds),
-        "drain": lambda: drain.run(url, jobs=20_000 if quick else 100_000),
+        "drain": lambda: drain.run(url, jobs=20_000 if quick else 100_000, rounds=1 if quick else 3),
         "enqueue": lambda: enqueue.run(
             url, seconds=seconds, bulk_jobs=50_000 if quick else 200_000, rounds=1 if quick else 3
         ),

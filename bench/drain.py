@@ -1,4 +1,4 @@
-"""Scenario 2: drain a backlog of no-op jobs with one and with two worker processes.
+"""Scenario 2: drain a backlog of no-op jobs with one and with two worker processes, in rounds.
 
 The workers start first and idle; the backlog is inserted in one transaction, so its commit wakes
 them all at once and the clock runs from that commit until the last job succeeded.
@@ -31,23 +31,37 @@ def insert_backlog(url: str, jobs: int) -> float:
         return time.perf_counter()
 
 
-def run(url: str, *, jobs: int) -> list[dict[str, Any]]:
+def run(url: str, *, jobs: int, rounds: int) -> list[dict[str, Any]]:
+    """Drain `jobs` with one and with two worker processes, in `rounds` interleaved rounds (the
+    machine is shared: each round compares figures taken side by side; the order alternates)."""
     results = []
-    for processes in (1, 2):
-        reset(url)
-        with workers(url, processes, "--concurrency", CONCURRENCY):
-            log(f"drain: {jobs:,} jobs, {processes} worker process(es), concurrency {CONCURRENCY}")
-            committed = insert_backlog(url, jobs)
-            wait(lambda: done_count(url) >= jobs, 600, "the backlog to drain")
-            elapsed = time.perf_counter() - committed
-        results.append(
-            {
-                "processes": processes,
-                "jobs": jobs,
-                "seconds": elapsed,
-                "jobs_per_s": jobs / elapsed,
-                "concurrency": int(CONCURRENCY),
-                "exactly_once": exactly_once(url, jobs),
-            }
-        )
+    for round_no in range(rounds):
+        for processes in (1, 2) if round_no % 2 == 0 else (2, 1):
+            log(f"drain: {jobs:,} jobs, {processes} worker process(es), concurrency {CONCURRENCY}"
+                f" (round {round_no + 1}/{rounds})")  # fmt: skip
+            results.append({"round": round_no + 1, **drain_once(url, jobs, processes)})
     return results
+
+
+def drain_once(url: str, jobs: int, processes: int) -> dict[str, Any]:
+    reset(url)
+    with workers(url, processes, "--concurrency", CONCURRENCY):
+        committed = insert_backlog(url, jobs)
+        wait(lambda: done_count(url) >= jobs, 600, "the backlog to drain")
+        elapsed = time.perf_counter() - committed
+    return {
+        "processes": processes,
+        "jobs": jobs,
+        "seconds": elapsed,
+        "jobs_per_s": jobs / elapsed,
+        "concurrency": int(CONCURRENCY),
+        "exactly_once": exactly_once(url, jobs),
+    }
+
+
+def two_over_one(results: list[dict[str, Any]]) -> list[float]:
+    """Each round's two-process rate over its one-process rate."""
+    by_round: dict[int, dict[int, float]] = {}
+    for r in results:
+        by_round.setdefault(r.get("round", 1), {})[r["processes"]] = r["jobs_per_s"]
+    return [two[2] / two[1] for _, two in sorted(by_round.items()) if {1, 2} <= set(two)]

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import drain
+
 
 def _row(cells: list[str], widths: list[int]) -> str:
     return "  ".join(
@@ -64,17 +66,7 @@ def render(results: dict[str, Any]) -> str:
             )
         )
     if "drain" in results:
-        rows = [
-            [
-                str(r["processes"]),
-                f"{r['jobs']:,}",
-                f"{r['seconds']:.2f}",
-                f"{r['jobs_per_s']:,.0f}",
-                "yes" if r["exactly_once"] else "NO",
-            ]
-            for r in results["drain"]
-        ]
-        parts.append(table("Drain", ["processes", "jobs", "seconds", "jobs/s", "exactly once"], rows))
+        parts.append(drain_table(results["drain"]))
     if "enqueue" in results:
         e = results["enqueue"]
         rows = [[k, f"{v:,.0f}"] for k, v in e["best"].items()]
@@ -123,6 +115,28 @@ def render(results: dict[str, Any]) -> str:
 RAW = ("samples_ms", "after_samples_ms")
 # the left edge of the plot's log axis (ms)
 FLOOR_MS = 0.05
+
+
+def drain_table(runs: list[dict[str, Any]]) -> str:
+    """Each drain run in its round, then the best per process count and each round's two over one."""
+    rows = [
+        [
+            str(r.get("round", 1)),
+            str(r["processes"]),
+            f"{r['jobs']:,}",
+            f"{r['seconds']:.2f}",
+            f"{r['jobs_per_s']:,.0f}",
+            "yes" if r["exactly_once"] else "NO",
+        ]
+        for r in runs
+    ]
+    for processes in sorted({r["processes"] for r in runs}):
+        best = max(r["jobs_per_s"] for r in runs if r["processes"] == processes)
+        rows.append(["best", str(processes), "", "", f"{best:,.0f}", ""])
+    ratios = ", ".join(f"{v:.2f}" for v in drain.two_over_one(runs))
+    if ratios:
+        rows.append(["2 over 1, each round", "", "", "", ratios, ""])
+    return table("Drain", ["round", "processes", "jobs", "seconds", "jobs/s", "exactly once"], rows)
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:

@@ -18,7 +18,12 @@ RESULTS = {
         for m in ("listen/notify", "poll 1s")
     ],
     "floor": [{"rate": 200, "call_ms": percentiles([0.5, 0.6, 2.5])}],
-    "drain": [{"processes": 1, "jobs": 10, "seconds": 0.5, "jobs_per_s": 20.0, "exactly_once": False}],
+    "drain": [
+        {"round": 1, "processes": 1, "jobs": 10, "seconds": 0.5, "jobs_per_s": 20.0, "exactly_once": False},
+        {"round": 1, "processes": 2, "jobs": 10, "seconds": 0.4, "jobs_per_s": 25.0, "exactly_once": True},
+        {"round": 2, "processes": 2, "jobs": 10, "seconds": 0.4, "jobs_per_s": 24.0, "exactly_once": True},
+        {"round": 2, "processes": 1, "jobs": 10, "seconds": 0.5, "jobs_per_s": 30.0, "exactly_once": True},
+    ],
     "enqueue": {
         "best": {"1 producers, notify": 10.0}, "notify_ratio_1": 0.5, "notify_ratio_8": 0.9,
         "bulk_jobs_per_s": 100.0, "single_job_rates": {}, "notify_ratio_8_rounds": [0.91, 0.87],
@@ -44,7 +49,11 @@ def test_render_shows_every_scenario_and_flags_a_failed_exactly_once_check() -> 
     assert latency_row.split()[-5:-1] == ["0.75", "0.99", "0.50", "4.42"]
     assert "0.91, 0.87" in text
     assert "hand_overs_per_job" in text.split("Cost per job")[1]
-    assert "NO" in text.split("Drain")[1].split("Enqueue")[0]
+    drain = text.split("Drain")[1].split("Enqueue")[0]
+    assert "NO" in drain
+    # the best of each process count, and each round's two over one in its own order
+    assert [line.split()[-1] for line in drain.splitlines() if line.startswith("best")] == ["30", "25"]
+    assert "1.25, 0.80" in drain
 
 
 def test_json_omits_raw_samples_and_the_plot_is_a_png(tmp_path: Path) -> None:
