@@ -199,15 +199,17 @@ class Executor:
                 result = await self._execute(job)
             if running.scope.cancelled_caught:
                 result = _stopped(job, running.stop_reason)
-            if result is not None:
-                self.report(result)
-                if self.observe is not None:
-                    self.observe(job, result, time.perf_counter() - began)
         finally:
             # a job rescued from us and claimed by us again has a new entry under the same id
             if self.running.get(job.id) is running:
                 del self.running[job.id]
             self._changed.set()
+        # reported once no longer running (the completer writes at once when nothing runs), in the
+        # same step: nothing waiting for an idle executor runs before the outcome is buffered
+        if result is not None:
+            self.report(result)
+            if self.observe is not None:
+                self.observe(job, result, time.perf_counter() - began)
 
     async def _execute(self, job: ClaimedJob) -> JobResult:
         task = self.registry.get(job.task)

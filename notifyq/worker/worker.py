@@ -108,6 +108,7 @@ class Worker:
         self.completer = Completer(
             pool=self.pool, statements=st, worker_id=self.id, flush_interval=cfg.flush_interval,
             flush_batch=cfg.flush_batch, on_written=self._on_written, db_timeout=cfg.db_timeout,
+            idle=self._idle,
         )  # fmt: skip
         metrics = self.metrics
         self.executor = Executor(
@@ -230,6 +231,10 @@ class Worker:
         self._claim_scope.cancel()
         if now:
             self._hurry.set()
+
+    def _idle(self) -> bool:
+        """Nothing to batch an outcome with: the claimer waits for work and no job runs."""
+        return self.claimer.sleeping and not self.executor.running
 
     def _on_written(self, result: JobResult) -> None:
         self.counters.count(result)

@@ -140,6 +140,42 @@ async def test_a_poll_only_worker_also_lingers_while_jobs_stream_in(
     assert (await client.get(job_id)).status is JobStatus.SUCCEEDED
 
 
+async def test_an_idle_worker_writes_an_outcome_at_once_a_busy_one_batches_it(
+    settings: Settings, registry: Registry, client: Client
+) -> None:
+    release = anyio.Event()
+
+    ran: list[int] = []
+
+    @registry.task
+    async def noop(ctx: JobContext) -> None:
+        ran.append(ctx.job_id)
+
+    @registry.task
+    async def hold() -> None:
+        await release.wait()
+
+    async def is_(job_id: int, status: JobStatus) -> bool:
+        return (await client.get(job_id)).status is status
+
+    # a flush interval longer than any wait here: only the idle rule can write an outcome sooner
+    async with running_worker(settings, registry, poll_interval=60, flush_interval=10) as worker:
+        await wait_until(lambda: worker.claimer.sleeping)
+        alone = await client.enqueue(noop)
+        await wait_until(lambda: is_(alone, JobStatus.SUCCEEDED), seconds=5)
+
+        held = await client.enqueue(hold)
+        await wait_until(lambda: held in worker.executor.running)
+        beside = await client.enqueue(noop)
+        await wait_until(lambda: beside in ran and beside not in worker.executor.running)
+        # another job runs: its outcome waits in the batch for the interval (or for idleness)
+        assert [r.job_id for r in worker.completer.buffer] == [beside]
+        assert await is_(beside, JobStatus.RUNNING)
+        release.set()
+        await wait_until(lambda: is_(held, JobStatus.SUCCEEDED), seconds=5)
+        assert await is_(beside, JobStatus.SUCCEEDED)
+
+
 async def test_cancel_queued_running_finished_and_unknown(
     settings: Settings, registry: Registry, client: Client
 ) -> None:
