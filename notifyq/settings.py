@@ -96,10 +96,11 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # 0008); past this many jobs a second it claims batches instead (a hand-over costs its producer a
     # NOTIFY); 0 turns hand-over off: producers only wake the worker
     hand_over_max_rate: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = DEFAULT_HAND_OVER_MAX_RATE
-    # this long after the worker went to sleep (armed, its confirming claim empty), it asks once
-    # whether a due job waits queued that nobody told it of: a producer that looked for waiters
-    # before the arm and committed after the confirming claim notified no one. Such a job then waits
-    # about this long, not the poll, if its producer committed by then; 0 turns it off (claimer.py)
+    # this long after the worker went to sleep (armed, its confirming claim empty), it asks whether
+    # a due job waits queued that nobody told it of (a producer that looked for waiters before the
+    # arm and committed after the confirming claim notified no one), and again at ten times that,
+    # and so on until the poll. Such a job then waits about this long, not the poll, if its producer
+    # committed by then, else about ten times as long as the producer stayed open; 0 turns it off
     recheck_after: Annotated[float, msgspec.Meta(ge=0, le=3600)] = DEFAULT_RECHECK_AFTER
     # False: the worker's own writes (claims, outcomes, lease renewals, maintenance) commit without
     # waiting for their WAL flush, which takes a disk flush off the path of every job. A database

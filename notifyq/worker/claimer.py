@@ -39,10 +39,11 @@ visible only after its confirming claim, was told to nobody. While producers han
 the claimer sleeps on, so each refill also asks whether a due job waits queued and, if one does,
 claims (before, such a job waited for the poll while hand-overs went on). And when nothing comes at
 all, `recheck_after` (50 ms) into its sleep the claimer asks the same question once more (the
-refill's probe, refilling nothing): a producer that committed by then has its job claimed about
-that long after the worker went to sleep. A producer whose transaction stays open longer is found
-by the next refill, the next notification on the queue or the poll: `poll_interval` (5 s by
-default) bounds that miss.
+refill's probe, refilling nothing), and again at ten times that (0.5 s), and so on until the poll:
+a producer that committed by the first recheck has its job claimed about 50 ms after the worker
+went to sleep, one that stayed open longer waits at most about ten times as long as it stayed
+open, and `poll_interval` (5 s by default) bounds every miss. The next refill or notification on
+the queue finds such a job sooner.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ from notifyq.worker.waker import Wake, Waker
 log = logging.getLogger("notifyq.worker.claimer")
 
 MAX_ERROR_DELAY = 5.0
+# a sleeping worker rechecks `recheck_after` in, then at this many times that, and so on until
+# the poll: a job nobody told of waits about ten times as long as its producer stayed open after
+# the worker slept, at most (the poll bounds it), for a probe or two per poll interval
+RECHECK_BACKOFF = 10.0
 # a stream ends only after this many lingers in a row found nothing: producers pausing for a moment
 # (a commit waiting for the disk, a busy CPU) then do not make the worker publish its demand, which
 # would cost them a burst of notifying commits (WAKE_GRACE, migrations/0004) for nothing
@@ -228,17 +233,18 @@ class Claimer:
     async def _sleep(self) -> None:
         """Wait for a notification, the timer or the poll; meanwhile refill the hand-over slots
         whenever producers used half of them, so the next jobs come handed over too, and recheck
-        once, `recheck_after` in, for a job nobody told us of."""
-        now = anyio.current_time()
-        give_up = now + self.poll_interval
-        recheck_at = now + self.recheck_after if self.publish_demand and self.recheck_after > 0 else math.inf
+        for a job nobody told us of `recheck_after` in, then at ten times that, and so on."""
+        slept = anyio.current_time()
+        give_up = slept + self.poll_interval
+        after = self.recheck_after if self.publish_demand and self.recheck_after > 0 else math.inf
         while True:
+            recheck_at = slept + after
             wake = await self.waker.wait(min(give_up, recheck_at) - anyio.current_time(), refills=True)
             if wake is Wake.REFILL:
                 await self.executor.wait_for_capacity()
                 await self._db_step(self.refill, "refilling hand-over slots")
             elif wake is Wake.POLL and recheck_at < give_up:
-                recheck_at = math.inf
+                after *= RECHECK_BACKOFF
                 await self._db_step(self.recheck, "rechecking the queues")
             else:
                 return

@@ -314,6 +314,27 @@ async def test_a_job_nobody_announced_and_nothing_follows_runs_at_the_recheck_no
             assert worker.claimer.claims == claims + 2
 
 
+async def test_a_job_whose_producer_commits_after_the_first_recheck_runs_at_the_next_one(
+    settings: Settings, registry: Registry, database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    @registry.task
+    async def noop() -> None:
+        pass
+
+    # rechecks at 0.2 s, 2 s and 20 s into the sleep; the poll after 60: the producer commits
+    # after the first, so only the second can find its job within the wait below
+    config = {"poll_interval": 60, "recheck_after": 0.2}
+    async with await psycopg.AsyncConnection.connect(database_url) as producer:
+        (unannounced,) = await insert(producer, "('noop', 'default')")
+        async with running_worker(settings, registry, **config) as worker:
+            await wait_until(lambda: worker.claimer.rechecks == 1)
+            assert worker.claimer.sleeping
+            await producer.commit()
+            await wait_until(lambda: _is(aconn, unannounced, "succeeded"), seconds=15)
+            assert worker.claimer.found_waiting == 1
+            assert worker.claimer.rechecks >= 2  # the second found it (a third may follow its run)
+
+
 async def test_a_recheck_that_finds_nothing_sleeps_on_without_a_claim(
     settings: Settings, registry: Registry
 ) -> None:
