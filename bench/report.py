@@ -130,13 +130,14 @@ def drain_table(runs: list[dict[str, Any]]) -> str:
         ]
         for r in runs
     ]
-    for processes in sorted({r["processes"] for r in runs}):
-        best = max(r["jobs_per_s"] for r in runs if r["processes"] == processes)
-        rows.append(["best", str(processes), "", "", f"{best:,.0f}", ""])
-    ratios = ", ".join(f"{v:.2f}" for v in drain.two_over_one(runs))
+    lines = [table("Drain", ["round", "processes", "jobs", "seconds", "jobs/s", "exactly once"], rows)]
+    counts = sorted({r["processes"] for r in runs})
+    best = [f"{p}: {max(r['jobs_per_s'] for r in runs if r['processes'] == p):,.0f}" for p in counts]
+    lines.append(f"best jobs/s by processes: {', '.join(best)}")
+    ratios = drain.two_over_one(runs)
     if ratios:
-        rows.append(["2 over 1, each round", "", "", "", ratios, ""])
-    return table("Drain", ["round", "processes", "jobs", "seconds", "jobs/s", "exactly once"], rows)
+        lines.append(f"2 processes over 1, each round: {', '.join(f'{v:.2f}' for v in ratios)}")
+    return "\n".join(lines)
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:
