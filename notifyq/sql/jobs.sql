@@ -13,15 +13,39 @@ ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 RETURNING id;
 
 -- name: job_insert_unkeyed
--- The common case, a job without an idempotency key: a plain INSERT. ON CONFLICT would insert the
--- row speculatively (a token, then a confirmation record) even though a NULL key never conflicts:
--- about 45 of an insert's 395 WAL bytes.
-INSERT INTO {schema}.jobs (queue, task, payload, priority, max_attempts, run_at)
-VALUES (
-    %(queue)s, %(task)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s,
-    coalesce(%(run_at)s::timestamptz, now() + make_interval(secs => coalesce(%(delay)s::float8, 0)))
+-- The common case, a job without an idempotency key: no ON CONFLICT, which would insert the row
+-- speculatively (a token, then a confirmation record) even though a NULL key never conflicts:
+-- about 45 of an insert's 395 WAL bytes. A due job with a small payload first takes a slot of an
+-- armed worker on its queue (migrations/0010) and goes in as running for it, claim and all, and
+-- its message goes to that worker's channel: one row version, where the insert trigger's hand-over
+-- (for other producers) writes two. Without a slot it goes in queued and the trigger notifies.
+WITH job AS (
+    SELECT %(queue)s::text AS queue, %(task)s::text AS task, %(payload)s::jsonb AS payload,
+           %(priority)s::int2 AS priority, %(max_attempts)s::int4 AS max_attempts,
+           coalesce(%(run_at)s::timestamptz,
+                    now() + make_interval(secs => coalesce(%(delay)s::float8, 0))) AS run_at
+), waiter AS (
+    SELECT w.*
+    FROM job, {schema}.hand_over_slot(
+        job.queue, job.run_at <= now() AND octet_length(job.payload::text) <= 7000
+    ) AS w
+    WHERE w.worker_id IS NOT NULL
+), inserted AS (
+    INSERT INTO {schema}.jobs (
+        queue, task, payload, priority, max_attempts, run_at,
+        status, attempts, lease_holder, lease_expires_at, started_at
+    )
+    SELECT job.queue, job.task, job.payload, job.priority, job.max_attempts, job.run_at,
+           CASE WHEN w.worker_id IS NULL THEN 'queued' ELSE 'running' END::{schema}.job_status,
+           CASE WHEN w.worker_id IS NULL THEN 0 ELSE 1 END,
+           w.worker_id,
+           clock_timestamp() + make_interval(secs => w.lease),
+           CASE WHEN w.worker_id IS NOT NULL THEN clock_timestamp() END
+    FROM job LEFT JOIN waiter AS w ON true
+    RETURNING *
 )
-RETURNING id;
+SELECT i.id, (SELECT pg_notify(w.channel, {schema}.hand_over_message(i)) FROM waiter AS w) AS handed_over
+FROM inserted AS i;
 
 -- name: job_insert_many
 -- One statement for any number of jobs; rows come back in input order (INSERT … SELECT … ORDER BY

@@ -12,13 +12,17 @@ import anyio
 import psycopg
 import pytest
 
-from notifyq import Registry, Settings, Worker, queries
+from notifyq import Client, Registry, Settings, Worker, queries
 from notifyq.models import decode_hand_over
 from tests.helpers import job_status, running_worker, wait_until
 
 pytestmark = pytest.mark.anyio
 
 WORKER = "00000000-0000-0000-0000-0000000000b1"
+# rows this transaction inserted into and updated in notifyq.jobs (row versions written)
+WRITES_TO_JOBS = (
+    "SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE relid = 'notifyq.jobs'::regclass"
+)
 CHANNEL = "notifyq!wtest"
 
 
@@ -105,14 +109,59 @@ async def test_an_insert_hands_its_job_to_an_armed_worker_with_room(
     assert await slots(aconn) == [1]
 
 
+@pytest.mark.parametrize("producer", ["client", "sql"])
+async def test_notifyqs_enqueue_inserts_a_handed_over_job_as_running_the_trigger_updates_it(
+    database_url: str, aconn: psycopg.AsyncConnection, client: Client, producer: str
+) -> None:
+    """The same hand-over from notifyq's own enqueue (migrations/0010) and from plain SQL (the
+    trigger): the client's insert writes one row version, the trigger updates the row it inserted."""
+    async with listening(database_url, CHANNEL, "notifyq:a") as listener:
+        await arm(aconn)
+        async with await psycopg.AsyncConnection.connect(database_url) as tx:
+            if producer == "client":
+                job_id = await client.enqueue("t", {"n": 1}, queue="a", priority=3, conn=tx)
+            else:
+                values = """('t', 'a', '{"n": 1}', 3)"""
+                (job_id,) = await insert(tx, values, "task, queue, payload, priority")
+            versions = await (await tx.execute(WRITES_TO_JOBS)).fetchone()
+            await tx.commit()
+        got = [n async for n in listener.notifies(timeout=0.5)]
+    assert versions == ((1, 0) if producer == "client" else (1, 1))
+    assert [n.channel for n in got] == [CHANNEL]
+    job = decode_hand_over(got[0].payload)
+    assert (job.id, job.queue, job.task, job.attempts, job.priority) == (job_id, "a", "t", 1, 3)
+    assert job.payload == '{"n": 1}'
+    assert 30 <= job.waited(0) < 31
+    assert await row(aconn, job_id) == ("running", 1, WORKER, 30, True)
+    assert await slots(aconn) == [1]
+
+
+@pytest.mark.parametrize("case", ["no slot left", "scheduled", "payload too big"])
+async def test_notifyqs_enqueue_of_a_job_it_cannot_hand_over_leaves_it_queued_and_notifies(
+    database_url: str, aconn: psycopg.AsyncConnection, client: Client, case: str
+) -> None:
+    async with listening(database_url, CHANNEL, "notifyq:a") as listener:
+        await arm(aconn, slots=0 if case == "no slot left" else 2)
+        payload = {"x": "y" * 7000} if case == "payload too big" else None
+        job_id = await client.enqueue("t", payload, queue="a", delay=30 if case == "scheduled" else None)
+        got = [n.channel async for n in listener.notifies(timeout=0.5)]
+    assert got == ["notifyq:a"]
+    assert await job_status(aconn, job_id) == "queued"
+    assert await slots(aconn) == [0 if case == "no slot left" else 2]
+
+
+@pytest.mark.parametrize("producer", ["client", "sql"])
 async def test_a_rolled_back_insert_hands_nothing_over(
-    database_url: str, aconn: psycopg.AsyncConnection
+    database_url: str, aconn: psycopg.AsyncConnection, client: Client, producer: str
 ) -> None:
     async with listening(database_url, CHANNEL) as listener:
         await arm(aconn)
-        async with await psycopg.AsyncConnection.connect(database_url) as producer:
-            await producer.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
-            await producer.rollback()
+        async with await psycopg.AsyncConnection.connect(database_url) as tx:
+            if producer == "client":
+                await client.enqueue("t", None, queue="a", conn=tx)
+            else:
+                await insert(tx)
+            await tx.rollback()
         got = [n async for n in listener.notifies(timeout=0.5)]
     assert got == []
     assert await slots(aconn) == [2]
