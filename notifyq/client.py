@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from notifyq import db, queries, tasks
 from notifyq.errors import JobNotFoundError, NotifyqError
+from notifyq.hand_over import HandOverGate
 from notifyq.models import (
     CancelResult,
     ClaimedJob,
@@ -56,6 +57,7 @@ class Client:
         self.statements = queries.statements(self.settings.schema)
         self._own_pool = pool is None
         self.pool = pool or db.async_pool(self.settings)
+        self.hand_over = HandOverGate()  # whether enqueue tries handing a job over in its insert
 
     async def open(self) -> None:
         if self._own_pool:
@@ -107,11 +109,16 @@ class Client:
             task, payload, registry=self.registry, queue=queue, run_at=run_at, delay=delay,
             priority=priority, max_attempts=max_attempts, idempotency_key=idempotency_key,
         )  # fmt: skip
+        hand_over = self.hand_over.open_for(job)
         async with self._connection(conn) as c:
-            job_id = await queries.fetch_one(c, queries.job_insert(self.statements, job=job))
-            if job_id is None:
-                job_id = await self._existing_id(c, job)
-        return job_id
+            inserted = await queries.fetch_one(
+                c, queries.job_insert(self.statements, job=job, hand_over=hand_over)
+            )
+            if inserted is None:
+                return await self._existing_id(c, job)
+        if hand_over:
+            self.hand_over.saw(inserted.handed_over)
+        return inserted.id
 
     async def _existing_id(self, conn: AsyncConnection[Any], job: NewJob) -> int:
         assert job.idempotency_key is not None  # only a key conflict inserts nothing

@@ -124,6 +124,13 @@ def decode_hand_over(message: str) -> ClaimedJob:
     )  # fmt: skip
 
 
+class Inserted(msgspec.Struct, frozen=True):
+    """A job an enqueue wrote, and whether its insert handed it straight to a worker, as running."""
+
+    id: int
+    handed_over: bool
+
+
 class Refill(msgspec.Struct, frozen=True, kw_only=True):
     """What refilling a worker's hand-over slots did: the queues whose slots it reset, and whether
     a job due now waits queued on the worker's queues (one no producer told the worker of)."""

@@ -27,6 +27,7 @@ from notifyq import names
 from notifyq.models import (
     CancelResult,
     ClaimedJob,
+    Inserted,
     Job,
     JobResult,
     JobStatus,
@@ -145,6 +146,13 @@ def _struct_row(cls: type[R]) -> BaseRowFactory[R]:
 
 
 _id_row: BaseRowFactory[int] = scalar_row
+
+
+def _inserted(job_id: int, handed_over: bool, *_notified: Any) -> Inserted:
+    return Inserted(job_id, handed_over)
+
+
+_inserted_row: BaseRowFactory[Inserted] = args_row(_inserted)
 _job_row = _struct_row(Job)
 _refill_row = _struct_row(Refill)
 
@@ -156,7 +164,9 @@ def _pair_row(job_id: int, key: str | None) -> tuple[int, str | None]:
 # -- jobs: the client ---------------------------------------------------------------------------
 
 
-def job_insert(st: Statements, *, job: NewJob) -> Query[int]:
+def job_insert(st: Statements, *, job: NewJob, hand_over: bool = False) -> Query[Inserted]:
+    """Insert one job; with `hand_over` (unkeyed jobs only), hand it to an armed worker in the
+    insert itself when one has a slot (migrations/0010), else the insert trigger does."""
     params = {
         "queue": job.queue,
         "task": job.task,
@@ -167,8 +177,8 @@ def job_insert(st: Statements, *, job: NewJob) -> Query[int]:
         "delay": job.delay,
     }
     if job.idempotency_key is None:
-        return st.query("job_insert_unkeyed", params, _id_row)
-    return st.query("job_insert", {**params, "idempotency_key": job.idempotency_key}, _id_row)
+        return st.query("job_insert_hand_over" if hand_over else "job_insert_unkeyed", params, _inserted_row)
+    return st.query("job_insert", {**params, "idempotency_key": job.idempotency_key}, _inserted_row)
 
 
 def job_insert_many(st: Statements, *, jobs: Sequence[NewJob]) -> Query[tuple[int, str | None]]:

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 from notifyq import db, queries, tasks
 from notifyq.client import assign_ids, existing_id, list_limit, missing_keys
 from notifyq.errors import JobNotFoundError, NotifyqError
+from notifyq.hand_over import HandOverGate
 from notifyq.models import CancelResult, Job, JobStatus, NewJob, QueueStats, RetryResult, WorkerInfo
 from notifyq.settings import Settings
 from notifyq.tasks import JobSpec, Registry, Task
@@ -40,6 +41,7 @@ class SyncClient:
         self.statements = queries.statements(self.settings.schema)
         self._own_pool = pool is None
         self.pool = pool or db.sync_pool(self.settings)
+        self.hand_over = HandOverGate()  # as Client.hand_over
 
     def open(self) -> None:
         if self._own_pool:
@@ -88,13 +90,18 @@ class SyncClient:
             task, payload, registry=self.registry, queue=queue, run_at=run_at, delay=delay,
             priority=priority, max_attempts=max_attempts, idempotency_key=idempotency_key,
         )  # fmt: skip
+        hand_over = self.hand_over.open_for(job)
         with self._connection(conn) as c:
-            job_id = queries.fetch_one_sync(c, queries.job_insert(self.statements, job=job))
-            if job_id is None:
+            inserted = queries.fetch_one_sync(
+                c, queries.job_insert(self.statements, job=job, hand_over=hand_over)
+            )
+            if inserted is None:
                 assert job.idempotency_key is not None  # only a key conflict inserts nothing
                 query = queries.job_ids_by_idempotency_key(self.statements, keys=[job.idempotency_key])
-                job_id = existing_id(job, queries.fetch_all_sync(c, query))
-        return job_id
+                return existing_id(job, queries.fetch_all_sync(c, query))
+        if hand_over:
+            self.hand_over.saw(inserted.handed_over)
+        return inserted.id
 
     def enqueue_many(self, specs: Iterable[JobSpec], *, conn: Connection[Any] | None = None) -> list[int]:
         """As `Client.enqueue_many`: validated first on the caller's connection, streamed on a pooled one."""

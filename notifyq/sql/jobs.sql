@@ -10,15 +10,25 @@ VALUES (
     %(idempotency_key)s
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id;
+RETURNING id, false AS handed_over;
 
 -- name: job_insert_unkeyed
--- The common case, a job without an idempotency key: no ON CONFLICT, which would insert the row
--- speculatively (a token, then a confirmation record) even though a NULL key never conflicts:
--- about 45 of an insert's 395 WAL bytes. A due job with a small payload first takes a slot of an
--- armed worker on its queue (migrations/0010) and goes in as running for it, claim and all, and
+-- A job without an idempotency key: a plain INSERT. ON CONFLICT would insert the row speculatively
+-- (a token, then a confirmation record) even though a NULL key never conflicts: about 45 of an
+-- insert's 395 WAL bytes. An armed worker is still handed the job, by the insert trigger.
+INSERT INTO {schema}.jobs (queue, task, payload, priority, max_attempts, run_at)
+VALUES (
+    %(queue)s, %(task)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s,
+    coalesce(%(run_at)s::timestamptz, now() + make_interval(secs => coalesce(%(delay)s::float8, 0)))
+)
+RETURNING id, false AS handed_over;
+
+-- name: job_insert_hand_over
+-- An unkeyed job as job_insert_unkeyed, but a due job with a small payload first takes a slot of
+-- an armed worker on its queue (migrations/0010) and goes in as running for it, claim and all, and
 -- its message goes to that worker's channel: one row version, where the insert trigger's hand-over
--- (for other producers) writes two. Without a slot it goes in queued and the trigger notifies.
+-- writes two. Without a slot it goes in queued and the trigger notifies. Dearer than the plain
+-- insert when nobody waits, so the client sends it only while it hands jobs over (hand_over.py).
 WITH job AS (
     SELECT %(queue)s::text AS queue, %(task)s::text AS task, %(payload)s::jsonb AS payload,
            %(priority)s::int2 AS priority, %(max_attempts)s::int4 AS max_attempts,
@@ -44,7 +54,8 @@ WITH job AS (
     FROM job LEFT JOIN waiter AS w ON true
     RETURNING *
 )
-SELECT i.id, (SELECT pg_notify(w.channel, {schema}.hand_over_message(i)) FROM waiter AS w) AS handed_over
+SELECT i.id, i.lease_holder IS NOT NULL AS handed_over,
+       (SELECT pg_notify(w.channel, {schema}.hand_over_message(i)) FROM waiter AS w) AS notified
 FROM inserted AS i;
 
 -- name: job_insert_many

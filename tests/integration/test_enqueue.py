@@ -83,12 +83,20 @@ async def test_jobs_without_a_key_take_the_plain_insert_and_each_is_a_new_row(cl
     assert keyless != again
     assert [(await client.get(i)).idempotency_key for i in (keyless, again)] == [None, None]
     built = {
-        key: queries.job_insert(
-            st, job=tasks.build_job("t", None, registry=client.registry, idempotency_key=key)
-        )
+        (key, hand_over): queries.job_insert(
+            st,
+            job=tasks.build_job("t", None, registry=client.registry, idempotency_key=key),
+            hand_over=hand_over,
+        ).name
         for key in (None, "k")
+        for hand_over in (False, True)
     }
-    assert (built[None].name, built["k"].name) == ("job_insert_unkeyed", "job_insert")
+    assert built == {
+        (None, False): "job_insert_unkeyed",
+        (None, True): "job_insert_hand_over",
+        ("k", False): "job_insert",
+        ("k", True): "job_insert",  # a keyed job is never handed over in its insert
+    }
 
 
 async def test_racing_enqueues_with_one_key_insert_one_row(

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from notifyq import Client, Registry, Settings, Worker, queries
+from notifyq.hand_over import RETRY_AFTER, HandOverGate
 from notifyq.models import decode_hand_over
 from tests.helpers import job_status, running_worker, wait_until
 
@@ -134,6 +135,30 @@ async def test_notifyqs_enqueue_inserts_a_handed_over_job_as_running_the_trigger
     assert 30 <= job.waited(0) < 31
     assert await row(aconn, job_id) == ("running", 1, WORKER, 30, True)
     assert await slots(aconn) == [1]
+
+
+async def test_after_a_miss_the_client_sends_plain_inserts_for_a_while_and_the_trigger_hands_over(
+    database_url: str, aconn: psycopg.AsyncConnection, client: Client
+) -> None:
+    now = [0.0]
+    client.hand_over = HandOverGate(clock=lambda: now[0])
+    await arm(aconn, slots=0)
+
+    async def enqueue() -> tuple[object, ...] | None:
+        async with await psycopg.AsyncConnection.connect(database_url) as tx:
+            await client.enqueue("t", None, queue="a", conn=tx)
+            versions = await (await tx.execute(WRITES_TO_JOBS)).fetchone()
+            await tx.commit()
+        return versions
+
+    assert await enqueue() == (1, 0)  # tried, no slot: queued, and the gate closes
+    await aconn.execute("UPDATE notifyq.queue_waiters SET slots = 2, woken_at = NULL")
+    assert await enqueue() == (1, 1)  # a plain insert: the trigger hands it over
+    now[0] += RETRY_AFTER
+    assert await enqueue() == (1, 0)  # tried again: handed over in the insert
+    cur = await aconn.execute("SELECT status::text FROM notifyq.jobs ORDER BY id")
+    assert [s for (s,) in await cur.fetchall()] == ["queued", "running", "running"]
+    assert await slots(aconn) == [0]
 
 
 @pytest.mark.parametrize("case", ["no slot left", "scheduled", "payload too big"])

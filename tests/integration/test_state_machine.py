@@ -48,8 +48,9 @@ def _machine(database_url: str) -> type[RuleBasedStateMachine]:  # noqa: C901 - 
         def enqueue(self, n: int) -> None:
             for _ in range(n):
                 job = NewJob(queue="q", task="t", payload="null", max_attempts=MAX_ATTEMPTS)
-                job_id = queries.fetch_one_sync(self.conn, queries.job_insert(st_, job=job))
-                assert job_id is not None
+                inserted = queries.fetch_one_sync(self.conn, queries.job_insert(st_, job=job))
+                assert inserted is not None
+                job_id = inserted.id
                 assert job_id not in self.model
                 self.model[job_id] = Row()
 
@@ -182,11 +183,9 @@ def test_a_retry_written_on_the_last_attempt_ends_failed_and_the_queue_still_cla
     worker = WORKERS[0]
     with psycopg.connect(database_url, autocommit=True) as conn:
         job = NewJob(queue="q", task="t", payload="null", max_attempts=1)
-        poisoned = queries.fetch_one_sync(conn, queries.job_insert(st_, job=job))
-        other = queries.fetch_one_sync(conn, queries.job_insert(st_, job=job))
+        poisoned, other = (_insert(conn, job), _insert(conn, job))
         claim = queries.job_claim_batch(st_, worker=worker, queues=["q"], limit=1, lease=300)
         assert [j.id for j in queries.fetch_all_sync(conn, claim)] == [poisoned]
-        assert poisoned is not None
         retry = JobResult(job_id=poisoned, attempt=1, outcome=Outcome.RETRY, error="again")
         assert queries.fetch_all_sync(conn, queries.job_finish_many(st_, worker=worker, results=[retry])) == [
             poisoned
@@ -196,3 +195,9 @@ def test_a_retry_written_on_the_last_attempt_ends_failed_and_the_queue_still_cla
             "SELECT status::text, finished_at IS NOT NULL FROM notifyq.jobs WHERE id = %s", (poisoned,)
         )
         assert row.fetchone() == ("failed", True)
+
+
+def _insert(conn: psycopg.Connection[Any], job: NewJob) -> int:
+    inserted = queries.fetch_one_sync(conn, queries.job_insert(queries.statements("notifyq"), job=job))
+    assert inserted is not None
+    return inserted.id
