@@ -2,10 +2,12 @@
 --
 -- With 0008 a handed-over job is written twice in the producer's transaction: the insert, then the
 -- trigger's UPDATE of that row to running (a second row version, and index entries for it). Now
--- notifyq's single-job insert (notifyq/sql/jobs.sql, job_insert_unkeyed) takes the waiter's slot
+-- notifyq's single-job insert (notifyq/sql/jobs.sql, job_insert_hand_over) takes the waiter's slot
 -- first and inserts the job as running for it; the trigger sees no queued row and does nothing.
 -- Measured with pgbench on one server (one client, synchronous_commit off, a waiter with slots):
--- 0.23-0.28 ms a statement against 0.29-0.35 through the trigger, 384 WAL bytes against 661.
+-- 0.22-0.28 ms a statement against 0.28-0.33 through the trigger, 384 WAL bytes against 661. With
+-- nobody waiting that statement costs more than a plain insert, so the client sends it only while
+-- its tries find a worker (notifyq/hand_over.py).
 --
 -- So that both paths take the same slot and send the same message, the trigger now uses the two
 -- functions below too (its behaviour is that of 0008):
