@@ -88,30 +88,8 @@ def hold_task(registry: Registry) -> tuple[list[object], anyio.Event]:
     return started, release
 
 
-async def test_an_insert_hands_its_job_to_an_armed_worker_with_room(
-    database_url: str, aconn: psycopg.AsyncConnection
-) -> None:
-    async with listening(database_url, CHANNEL, "notifyq:a") as listener:
-        await arm(aconn)
-        await aconn.execute("SET TIME ZONE 'Asia/Kolkata'")  # the producer's zone is in the JSON
-        cur = await aconn.execute(
-            """INSERT INTO notifyq.jobs (task, queue, payload, priority)"""
-            """ VALUES ('t', 'a', '{"n": 1, "s": "\\"é\\""}', 3) RETURNING id"""
-        )
-        (job_id,) = await cur.fetchone() or ()
-        got = [n async for n in listener.notifies(timeout=0.5)]
-    assert [n.channel for n in got] == [CHANNEL]
-    job = decode_hand_over(got[0].payload)
-    assert (job.id, job.queue, job.task, job.attempts, job.priority) == (job_id, "a", "t", 1, 3)
-    assert job.payload == '{"n": 1, "s": "\\"é\\""}'
-    # the waiter's 30 s lease, from the insert (run_at is the transaction's start)
-    assert 30 <= job.waited(0) < 31
-    assert await row(aconn, job_id) == ("running", 1, WORKER, 30, True)
-    assert await slots(aconn) == [1]
-
-
 @pytest.mark.parametrize("producer", ["client", "sql"])
-async def test_notifyqs_enqueue_inserts_a_handed_over_job_as_running_the_trigger_updates_it(
+async def test_an_insert_hands_its_job_to_an_armed_worker_with_room(
     database_url: str, aconn: psycopg.AsyncConnection, client: Client, producer: str
 ) -> None:
     """The same hand-over from notifyq's own enqueue (migrations/0010) and from plain SQL (the
@@ -119,10 +97,11 @@ async def test_notifyqs_enqueue_inserts_a_handed_over_job_as_running_the_trigger
     async with listening(database_url, CHANNEL, "notifyq:a") as listener:
         await arm(aconn)
         async with await psycopg.AsyncConnection.connect(database_url) as tx:
+            await tx.execute("SET TIME ZONE 'Asia/Kolkata'")  # the producer's zone is in the JSON
             if producer == "client":
-                job_id = await client.enqueue("t", {"n": 1}, queue="a", priority=3, conn=tx)
+                job_id = await client.enqueue("t", {"n": 1, "s": '"é"'}, queue="a", priority=3, conn=tx)
             else:
-                values = """('t', 'a', '{"n": 1}', 3)"""
+                values = """('t', 'a', '{"n": 1, "s": "\\"é\\""}', 3)"""
                 (job_id,) = await insert(tx, values, "task, queue, payload, priority")
             versions = await (await tx.execute(WRITES_TO_JOBS)).fetchone()
             await tx.commit()
@@ -131,7 +110,8 @@ async def test_notifyqs_enqueue_inserts_a_handed_over_job_as_running_the_trigger
     assert [n.channel for n in got] == [CHANNEL]
     job = decode_hand_over(got[0].payload)
     assert (job.id, job.queue, job.task, job.attempts, job.priority) == (job_id, "a", "t", 1, 3)
-    assert job.payload == '{"n": 1}'
+    assert job.payload == '{"n": 1, "s": "\\"é\\""}'
+    # the waiter's 30 s lease, from the insert (run_at is the transaction's start)
     assert 30 <= job.waited(0) < 31
     assert await row(aconn, job_id) == ("running", 1, WORKER, 30, True)
     assert await slots(aconn) == [1]
