@@ -24,7 +24,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     waiter {schema}.queue_waiters;
 BEGIN
-    IF NOT p_eligible THEN
+    IF p_eligible IS NOT TRUE THEN
         RETURN NULL;
     END IF;
     UPDATE {schema}.queue_waiters SET slots = slots - 1

@@ -117,7 +117,7 @@ class Client:
             if inserted is None:
                 return await self._existing_id(c, job)
         if hand_over:
-            self.hand_over.saw(inserted.handed_over)
+            self.hand_over.saw(job, handed_over=inserted.handed_over)
         return inserted.id
 
     async def _existing_id(self, conn: AsyncConnection[Any], job: NewJob) -> int:

@@ -5,8 +5,9 @@ where the insert trigger's hand-over writes two (pgbench, one server: 0.22-0.28 
 against 0.28-0.33, 384 WAL bytes against 661). When no worker waits, the common case under load
 (busy workers claim without being told), the same statement costs more than a plain insert
 (pgbench, 8 clients, durable commits: 14-33 % fewer inserts a second). So after an insert that
-handed nothing over, a client sends plain inserts for RETRY_AFTER, then tries again. Nothing is
-lost meanwhile: a worker that went idle is handed those jobs by the trigger, a row version more.
+handed nothing over, a client sends plain inserts to that queue for RETRY_AFTER, then tries again.
+Nothing is lost meanwhile: a worker that went idle is handed those jobs by the trigger, a row
+version more.
 """
 
 from __future__ import annotations
@@ -18,21 +19,30 @@ from collections.abc import Callable
 from notifyq.models import NewJob
 
 RETRY_AFTER = 0.02
+# a payload longer than this as encoded is not tried: over 7,000 bytes as jsonb text the insert
+# hands nothing over (migrations/0010), and a miss it could not help would close the gate
+MAX_PAYLOAD = 7000
 
 
 class HandOverGate:
-    """Per client: whether its next enqueue tries the hand-over insert."""
+    """Per client: whether its next enqueue on a queue tries the hand-over insert."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._closed_until = -math.inf
+        self._closed_until: dict[str, float] = {}
 
     def open_for(self, job: NewJob) -> bool:
-        """Try it for an unkeyed job due now, unless a try found no worker less than RETRY_AFTER ago."""
-        due_now = job.run_at is None and not job.delay
-        return due_now and job.idempotency_key is None and self._clock() >= self._closed_until
+        """Try it for an unkeyed job due now with a small payload, unless a try on its queue found
+        no worker less than RETRY_AFTER ago."""
+        if job.run_at is not None or job.delay or job.idempotency_key is not None:
+            return False
+        if len(job.payload) > MAX_PAYLOAD:
+            return False
+        return self._clock() >= self._closed_until.get(job.queue, -math.inf)
 
-    def saw(self, handed_over: bool) -> None:
-        """What the last try did: a miss closes the gate for RETRY_AFTER."""
-        if not handed_over:
-            self._closed_until = self._clock() + RETRY_AFTER
+    def saw(self, job: NewJob, *, handed_over: bool) -> None:
+        """What a try for `job` did: a miss closes the gate on its queue for RETRY_AFTER."""
+        if handed_over:
+            self._closed_until.pop(job.queue, None)
+        else:
+            self._closed_until[job.queue] = self._clock() + RETRY_AFTER

@@ -125,7 +125,8 @@ def decode_hand_over(message: str) -> ClaimedJob:
 
 
 class Inserted(msgspec.Struct, frozen=True):
-    """A job an enqueue wrote, and whether its insert handed it straight to a worker, as running."""
+    """A job an enqueue wrote, and whether the client's hand-over insert itself gave it to a worker
+    as running (False for other inserts, even when the trigger then hands the job over)."""
 
     id: int
     handed_over: bool

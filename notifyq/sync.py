@@ -100,7 +100,7 @@ class SyncClient:
                 query = queries.job_ids_by_idempotency_key(self.statements, keys=[job.idempotency_key])
                 return existing_id(job, queries.fetch_all_sync(c, query))
         if hand_over:
-            self.hand_over.saw(inserted.handed_over)
+            self.hand_over.saw(job, handed_over=inserted.handed_over)
         return inserted.id
 
     def enqueue_many(self, specs: Iterable[JobSpec], *, conn: Connection[Any] | None = None) -> list[int]:

@@ -5,7 +5,7 @@ outcomes wait, or at once when the worker is idle as an outcome comes (`idle()`:
 asleep, no job running; the executor reports an outcome once it no longer counts the job): then no
 outcome would join the batch, so waiting would only delay the job's end for whoever watches it,
 and on a lightly loaded worker the delayed write landed on the next job's arrival (at 200 jobs/s,
-the after-call p99 of bench/latency.py halved without it).
+the after-call p99 of bench/latency.py halved once outcomes stopped waiting there).
 
 On a database error the outcomes stay buffered and the flush is retried with backoff; an outcome
 whose claim token no longer matches (the job was rescued) is dropped and counted in `lost`,

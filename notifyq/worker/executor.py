@@ -179,9 +179,10 @@ class Executor:
         self.running[job.id] = running
         self._queue.put(running)
 
-    def stop(self, job_id: int, reason: StopReason) -> bool:
+    def stop(self, job_id: int, reason: StopReason, *, attempt: int | None = None) -> bool:
+        """Stop the job's handler (only if it runs `attempt`, when given); False if none was."""
         running = self.running.get(job_id)
-        if running is None:
+        if running is None or (attempt is not None and running.job.attempts != attempt):
             return False
         running.stop(reason)
         return True

@@ -27,7 +27,8 @@ KICK_GAP = 1.0
 
 class Beat(msgspec.Struct, frozen=True, kw_only=True):
     extended: int
-    lost: list[int]
+    # (job id, attempt) whose lease this worker no longer holds: rescued, or finished meanwhile
+    lost: list[tuple[int, int]]
     cancel_requested: list[int]
 
 
@@ -59,7 +60,7 @@ class Heartbeat:
         alive = {s.job_id for s in states}
         return Beat(
             extended=len(states),
-            lost=[job_id for job_id, _ in held if job_id not in alive],
+            lost=[(job_id, attempt) for job_id, attempt in held if job_id not in alive],
             cancel_requested=[s.job_id for s in states if s.cancel_requested],
         )
 

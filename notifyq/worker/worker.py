@@ -252,9 +252,11 @@ class Worker:
         self.executor.stop(job_id, StopReason.CANCEL_REQUESTED)
 
     def _on_beat(self, beat: Beat) -> None:
-        for job_id in beat.lost:
-            log.warning("job %s: lease lost (rescued elsewhere); stopping its handler", job_id)
-            self.executor.stop(job_id, StopReason.LEASE_LOST)
+        for job_id, attempt in beat.lost:
+            # only that attempt, if it still runs: its outcome may have been written during the
+            # beat (the job finished, not lost), and a retry may already run here as the next one
+            if self.executor.stop(job_id, StopReason.LEASE_LOST, attempt=attempt):
+                log.warning("job %s: lease lost (rescued elsewhere); stopping its handler", job_id)
         for job_id in beat.cancel_requested:
             self.executor.stop(job_id, StopReason.CANCEL_REQUESTED)
 

@@ -9,7 +9,7 @@ import pytest
 
 from notifyq import Registry
 from notifyq.models import ClaimedJob
-from notifyq.worker.executor import Executor, Running, _RunQueue
+from notifyq.worker.executor import Executor, Running, StopReason, _RunQueue
 
 pytestmark = pytest.mark.anyio
 
@@ -49,6 +49,32 @@ async def test_a_job_already_running_here_is_not_started_twice() -> None:
             await executor.wait_idle()
         tg.cancel_scope.cancel()
     assert len(results) == 1
+
+
+async def test_a_lost_lease_stops_only_the_attempt_it_was_taken_for_and_reports_after_running() -> None:
+    """A beat's lost lease names (job, attempt): a retry of the job already running here as the
+    next attempt is left alone. The outcome is reported once the job no longer counts as running."""
+    registry = Registry()
+
+    @registry.task(name="hold")
+    async def hold() -> None:
+        await anyio.sleep_forever()
+
+    running_when_reported: list[bool] = []
+    executor = Executor(concurrency=2, registry=registry, report=lambda r: running_when_reported.append(
+        r.job_id in executor.running
+    ))  # fmt: skip
+    async with anyio.create_task_group() as tg:
+        await tg.start(executor.run)
+        executor.start(_job(7, attempts=2))
+        assert not executor.stop(7, StopReason.LEASE_LOST, attempt=1)
+        assert not executor.stop(8, StopReason.LEASE_LOST, attempt=1)
+        assert 7 in executor.running
+        assert executor.stop(7, StopReason.CANCEL_REQUESTED, attempt=2)  # this one reports its end
+        with anyio.fail_after(5):
+            await executor.wait_idle()
+        tg.cancel_scope.cancel()
+    assert running_when_reported == [False]
 
 
 async def test_runners_cancelled_while_waiting_lose_no_job() -> None:
