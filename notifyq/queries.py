@@ -148,7 +148,8 @@ def _struct_row(cls: type[R]) -> BaseRowFactory[R]:
 _id_row: BaseRowFactory[int] = scalar_row
 
 
-def _inserted(job_id: int, handed_over: bool, *_notified: Any) -> Inserted:
+def _inserted(job_id: int, handed_over: bool = False, *_notified: Any) -> Inserted:
+    # the plain inserts return the id alone: only the hand-over insert hands over by itself
     return Inserted(job_id, handed_over)
 
 

@@ -10,7 +10,7 @@ VALUES (
     %(idempotency_key)s
 )
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id, false AS handed_over;
+RETURNING id;
 
 -- name: job_insert_unkeyed
 -- A job without an idempotency key: a plain INSERT. ON CONFLICT would insert the row speculatively
@@ -21,7 +21,7 @@ VALUES (
     %(queue)s, %(task)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s,
     coalesce(%(run_at)s::timestamptz, now() + make_interval(secs => coalesce(%(delay)s::float8, 0)))
 )
-RETURNING id, false AS handed_over;
+RETURNING id;
 
 -- name: job_insert_hand_over
 -- An unkeyed job as job_insert_unkeyed, but a due job with a small payload first takes a slot of
