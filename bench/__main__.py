@@ -52,7 +52,7 @@ def _run(url: str, chosen: set[str], *, quick: bool, results: dict[str, Any]) ->
         "latency": lambda: latency.run(url, rates=RATES, seconds=latency_seconds),
         "drain": lambda: drain.run(url, jobs=20_000 if quick else 100_000, rounds=1 if quick else 3),
         "enqueue": lambda: enqueue.run(
-            url, seconds=seconds, bulk_jobs=50_000 if quick else 200_000, rounds=1 if quick else 3
+            url, seconds=seconds, bulk_jobs=50_000 if quick else 200_000, rounds=1 if quick else 5
         ),
         "backlog": lambda: backlog.run(url, sizes=backlogs, cycles=50 if quick else 200),
         "cost": lambda: cost.run(url, rate=200, seconds=seconds),

@@ -27,6 +27,7 @@ RESULTS = {
     "enqueue": {
         "best": {"1 producers, notify": 10.0}, "notify_ratio_1": 0.5, "notify_ratio_8": 0.9,
         "bulk_jobs_per_s": 100.0, "single_job_rates": {}, "notify_ratio_8_rounds": [0.91, 0.87],
+        "notify_ratio_rounds": {"no notify, 8 producers": [0.91, 0.87]}, "notify_ratio_8_of_best": 0.84,
     },
     "backlog": [
         {"queued": 10, "cycle_ms": 2.0, "jobs_per_s": 50.0},
@@ -48,6 +49,10 @@ def test_render_shows_every_scenario_and_flags_a_failed_exactly_once_check() -> 
     # call p50, call p99, after p50, after p99: the producer's part and the worker's part
     assert latency_row.split()[-5:-1] == ["0.75", "0.99", "0.50", "4.42"]
     assert "0.91, 0.87" in text
+    enqueue = text.split("Enqueue")[1].split("Backlog")[0]
+    assert "median of each round's own" in enqueue
+    assert "best rate over best rate" in enqueue
+    assert "0.84" in enqueue
     assert "hand_overs_per_job" in text.split("Cost per job")[1]
     drain = text.split("Drain")[1].split("Enqueue")[0]
     assert "NO" in drain
