@@ -20,7 +20,18 @@ import anyio
 import orjson
 from psycopg_pool import AsyncConnectionPool
 
-from bench.common import QUEUE, done_count, exactly_once, execute, log, percentiles, reset, wait, workers
+from bench.common import (
+    QUEUE,
+    done_count,
+    exactly_once,
+    execute,
+    log,
+    percentiles,
+    reset,
+    settle,
+    wait,
+    workers,
+)
 from bench.tasks import STARTS_ENV
 from notifyq import Client, Settings
 
@@ -129,6 +140,7 @@ def floor(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any
     try:
         for rate in rates:
             log(f"latency: floor (bare inserts) at {rate:g} jobs/s, {seconds:g}s after {WARMUP_SECONDS:g}s")
+            settle(url)
             calls = anyio.run(bare_inserts, url, rate, WARMUP_SECONDS + seconds)
             results.append({
                 "rate": rate,
@@ -152,8 +164,10 @@ def take_latencies_ms(folder: Path) -> list[tuple[int, float]]:
 
 
 def measure(url: str, folder: Path, rate: float, seconds: float) -> dict[str, Any]:
-    """One offered rate against the running worker: latencies, the enqueue calls, what came after."""
+    """One offered rate against the running worker: latencies, the enqueue calls, what came after.
+    It starts from a checkpoint: none of the last rate's writes, and no timed checkpoint, in it."""
     reset(url)
+    settle(url)
     calls: dict[int, float] = {}
     achieved = anyio.run(produce, url, rate, WARMUP_SECONDS + seconds, calls)
     total = int(rate * (WARMUP_SECONDS + seconds))
