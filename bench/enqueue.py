@@ -92,8 +92,13 @@ def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, A
     log(f"enqueue: bulk enqueue_many of {bulk_jobs:,} jobs in batches of {BULK_BATCH:,}")
     bulk = bulk_rate(url, bulk_jobs)
     reset(url)
+    return {**summarize(rates), "bulk_jobs_per_s": bulk}
+
+
+def summarize(rates: dict[str, list[float]]) -> dict[str, Any]:
+    """The best rate of each case, and each notify ratio as the median of each round's own (its
+    modes ran side by side, minutes apart from the other rounds')."""
     best = {k: max(v) for k, v in rates.items()}
-    # each round's own ratio: its modes ran side by side, minutes apart from the other rounds'
     paired = {
         f"{baseline}, {p} producer{'s' if p > 1 else ''}": _ratios(
             rates[f"{p} producers, notify"], rates[f"{p} producers, {baseline}"]
@@ -111,7 +116,6 @@ def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, A
         "notify_ratio_8": ratios[f"{SAME_WORKER}, 8 producers"],
         "notify_ratio_8_rounds": paired[f"{SAME_WORKER}, 8 producers"],
         "notify_ratio_8_of_best": best["8 producers, notify"] / best[f"8 producers, {SAME_WORKER}"],
-        "bulk_jobs_per_s": bulk,
     }
 
 

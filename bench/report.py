@@ -78,7 +78,7 @@ def render(results: dict[str, Any]) -> str:
         if e.get("notify_ratio_8_rounds"):
             rounds = ", ".join(f"{r:.2f}" for r in e["notify_ratio_8_rounds"])
             rows += [["same-worker ratio at 8 producers, each round", rounds]]
-        if "notify_ratio_8_of_best" in e:  # since 2026-12-04 (afternoon)
+        if "notify_ratio_8_of_best" in e:  # since 2026-12-04 (later morning)
             of_best = f"{e['notify_ratio_8_of_best']:.2f}"
             rows += [["same-worker, 8 producers: best rate over best rate", of_best]]
         rows += [["bulk enqueue_many", f"{e['bulk_jobs_per_s']:,.0f}"]]
