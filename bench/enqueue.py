@@ -13,6 +13,10 @@ The modes run side by side in each round, and each run starts from a checkpoint 
 another's writes). A ratio is the median of each round's own: on a shared machine one round's
 rates can move by a fifth, and the ratio of two best-of rates compares each with its luckiest
 round (it is reported too).
+
+Exactly once: the worker runs every job of every run before the next (the idle one is woken for
+it), and the bulk-enqueued jobs too, by a worker started after the measurement; each run's jobs
+must all have succeeded, on their first attempt.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 import anyio
 
-from bench.common import QUEUE, done_count, execute, log, reset, settle, wait, workers
+from bench.common import QUEUE, done_count, exactly_once, execute, log, reset, settle, wait, workers
 from notifyq import Client, JobSpec, Settings, SyncClient, names
 
 BULK_BATCH = 10_000
@@ -49,13 +53,15 @@ async def single_job_rate(url: str, producers: int, seconds: float) -> tuple[flo
     return count / elapsed, count
 
 
-def bulk_rate(url: str, jobs: int) -> float:
+def bulk_rate(url: str, jobs: int) -> tuple[float, int]:
+    """enqueue_many in batches of BULK_BATCH: jobs a second, and how many went in."""
     with SyncClient(Settings(database_url=url)) as client:
         specs = [JobSpec(task="noop", payload={"n": n}, queue=QUEUE) for n in range(BULK_BATCH)]
         start = time.perf_counter()
         for _ in range(jobs // BULK_BATCH):
             client.enqueue_many(specs)
-        return (jobs // BULK_BATCH) * BULK_BATCH / (time.perf_counter() - start)
+        inserted = (jobs // BULK_BATCH) * BULK_BATCH
+        return inserted / (time.perf_counter() - start), inserted
 
 
 SAME_WORKER = "no notify, same worker polling 100 ms"
@@ -70,6 +76,7 @@ MODES = {
 
 def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, Any]:
     rates: dict[str, list[float]] = {}
+    once: list[bool] = []
     # interleaved rounds: the machine is shared, so compare figures taken side by side
     for round_no in range(rounds):
         for mode, (notify, args) in MODES.items():
@@ -86,13 +93,17 @@ def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, A
                     # let the worker finish before the reset; the idle one is told to by hand
                     execute(url, f"SELECT pg_notify('{names.queue_channel('notifyq', QUEUE)}', '')")
                     wait(lambda c=count: done_count(url) >= c, 120, "the workers to catch up")
+                    once.append(exactly_once(url, count))
     execute(url, "ALTER TABLE notifyq.jobs ENABLE TRIGGER jobs_notify")
     reset(url)
     settle(url)
     log(f"enqueue: bulk enqueue_many of {bulk_jobs:,} jobs in batches of {BULK_BATCH:,}")
-    bulk = bulk_rate(url, bulk_jobs)
+    bulk, inserted = bulk_rate(url, bulk_jobs)
+    with workers(url, 1, "--concurrency", "500"):  # a worker claims at start: no wake-up needed
+        wait(lambda: done_count(url) >= inserted, 300, "the bulk-enqueued jobs to run")
+    once.append(exactly_once(url, inserted))
     reset(url)
-    return {**summarize(rates), "bulk_jobs_per_s": bulk}
+    return {**summarize(rates), "bulk_jobs_per_s": bulk, "exactly_once": all(once)}
 
 
 def summarize(rates: dict[str, list[float]]) -> dict[str, Any]:

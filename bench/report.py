@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import drain
+from bench import drain, targets
 
 
 def _row(cells: list[str], widths: list[int]) -> str:
@@ -37,7 +37,7 @@ def render(results: dict[str, Any]) -> str:
                 *(f"{r['latency_ms'][k]:.2f}" for k in ("p50", "p90", "p99", "max")),
                 *(f"{r.get('enqueue_call_ms', {}).get(k, 0):.2f}" for k in ("p50", "p99")),
                 *(f"{r.get('after_call_ms', {}).get(k, 0):.2f}" for k in ("p50", "p99")),
-                "yes" if r["exactly_once"] else "NO",
+                _yes(r["exactly_once"]),
             ]
             for r in results["latency"]
         ]
@@ -68,24 +68,7 @@ def render(results: dict[str, Any]) -> str:
     if "drain" in results:
         parts.append(drain_table(results["drain"]))
     if "enqueue" in results:
-        e = results["enqueue"]
-        rows = [[k, f"{v:,.0f}"] for k, v in e["best"].items()]
-        ratios = e.get("notify_ratios") or {
-            "no notify, 1 producer": e["notify_ratio_1"],
-            "no notify, 8 producers": e["notify_ratio_8"],
-        }
-        rows += [[f"ratio notify / {k}", f"{v:.2f}"] for k, v in ratios.items()]
-        if e.get("notify_ratio_8_rounds"):
-            rounds = ", ".join(f"{r:.2f}" for r in e["notify_ratio_8_rounds"])
-            rows += [["same-worker ratio at 8 producers, each round", rounds]]
-        if "notify_ratio_8_of_best" in e:  # since 2026-12-04 (later morning)
-            of_best = f"{e['notify_ratio_8_of_best']:.2f}"
-            rows += [["same-worker, 8 producers: best rate over best rate", of_best]]
-        rows += [["bulk enqueue_many", f"{e['bulk_jobs_per_s']:,.0f}"]]
-        title = "Enqueue (jobs/s: best of interleaved rounds; ratios: " + (
-            "median of each round's own)" if "notify_ratio_rounds" in e else "of those best rates)"
-        )
-        parts.append(table(title, ["case", "value"], rows))
+        parts.append(enqueue_table(results["enqueue"]))
     if "backlog" in results:
         base = results["backlog"][0]["cycle_ms"]
         rows = [
@@ -94,12 +77,12 @@ def render(results: dict[str, Any]) -> str:
                 f"{r['cycle_ms']:.2f}",
                 f"{r['jobs_per_s']:,.0f}",
                 f"{r['cycle_ms'] / base:.2f}x",
+                _yes(r["exactly_once"]) if "exactly_once" in r else "-",  # checked since 2026-12-04
             ]
             for r in results["backlog"]
         ]
-        parts.append(
-            table("Backlog: claim 100 + finish 100", ["queued", "ms/cycle", "jobs/s", "vs smallest"], rows)
-        )
+        headers = ["queued", "ms/cycle", "jobs/s", "vs smallest", "exactly once"]
+        parts.append(table("Backlog: claim 100 + finish 100", headers, rows))
     if "cost" in results:
         c = results["cost"]
         # hand-overs are counted since 2026-12-03 (older results lack the key)
@@ -110,11 +93,46 @@ def render(results: dict[str, Any]) -> str:
             "hand_overs_per_job",
         )
         rows = [[k, f"{c[k]:.2f}"] for k in measures if k in c]
-        rows.append(["exactly once", "yes" if c["exactly_once"] else "NO"])
+        rows.append(["exactly once", _yes(c["exactly_once"])])
         parts.append(
             table(f"Cost per job ({c['jobs']} jobs, one per transaction)", ["measure", "value"], rows)
         )
+    verdicts = targets.verdicts(results)
+    if verdicts:
+        parts.append(targets_table(verdicts))
     return "\n".join(parts) + "\n"
+
+
+def targets_table(verdicts: list[targets.Verdict]) -> str:
+    rows = [[v.target, v.measured, _yes(v.met), v.note] for v in verdicts]
+    return table("Targets (issue #4)", ["target", "measured", "met", ""], rows)
+
+
+def enqueue_table(e: dict[str, Any]) -> str:
+    """Best rates, notify ratios (each round's too), bulk, and the exactly-once check."""
+    rows = [[k, f"{v:,.0f}"] for k, v in e["best"].items()]
+    ratios = e.get("notify_ratios") or {
+        "no notify, 1 producer": e["notify_ratio_1"],
+        "no notify, 8 producers": e["notify_ratio_8"],
+    }
+    rows += [[f"ratio notify / {k}", f"{v:.2f}"] for k, v in ratios.items()]
+    if e.get("notify_ratio_8_rounds"):
+        rounds = ", ".join(f"{r:.2f}" for r in e["notify_ratio_8_rounds"])
+        rows += [["same-worker ratio at 8 producers, each round", rounds]]
+    if "notify_ratio_8_of_best" in e:  # since 2026-12-04 (later morning)
+        of_best = f"{e['notify_ratio_8_of_best']:.2f}"
+        rows += [["same-worker, 8 producers: best rate over best rate", of_best]]
+    rows += [["bulk enqueue_many", f"{e['bulk_jobs_per_s']:,.0f}"]]
+    if "exactly_once" in e:  # checked since 2026-12-04 (later morning)
+        rows += [["each job ran exactly once (every run, bulk included)", _yes(e["exactly_once"])]]
+    title = "Enqueue (jobs/s: best of interleaved rounds; ratios: " + (
+        "median of each round's own)" if "notify_ratio_rounds" in e else "of those best rates)"
+    )
+    return table(title, ["case", "value"], rows)
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
 
 
 # per-job figures: the plot draws them, the JSON keeps their percentiles only
@@ -132,7 +150,7 @@ def drain_table(runs: list[dict[str, Any]]) -> str:
             f"{r['jobs']:,}",
             f"{r['seconds']:.2f}",
             f"{r['jobs_per_s']:,.0f}",
-            "yes" if r["exactly_once"] else "NO",
+            _yes(r["exactly_once"]),
         ]
         for r in runs
     ]

@@ -28,10 +28,11 @@ RESULTS = {
         "best": {"1 producers, notify": 10.0}, "notify_ratio_1": 0.5, "notify_ratio_8": 0.9,
         "bulk_jobs_per_s": 100.0, "single_job_rates": {}, "notify_ratio_8_rounds": [0.91, 0.87],
         "notify_ratio_rounds": {"no notify, 8 producers": [0.91, 0.87]}, "notify_ratio_8_of_best": 0.84,
+        "exactly_once": False,
     },
     "backlog": [
-        {"queued": 10, "cycle_ms": 2.0, "jobs_per_s": 50.0},
-        {"queued": 100, "cycle_ms": 3.0, "jobs_per_s": 33.0},
+        {"queued": 10, "cycle_ms": 2.0, "jobs_per_s": 50.0},  # before the check: no verdict
+        {"queued": 100, "cycle_ms": 3.0, "jobs_per_s": 33.0, "exactly_once": True},
     ],
     "cost": {"jobs": 3, "transactions_per_job": 7.0, "wal_bytes_per_job": 1000.0,
              "notifications_per_job": 1.0, "hand_overs_per_job": 0.25, "exactly_once": True},
@@ -53,7 +54,13 @@ def test_render_shows_every_scenario_and_flags_a_failed_exactly_once_check() -> 
     assert "median of each round's own" in enqueue
     assert "best rate over best rate" in enqueue
     assert "0.84" in enqueue
+    once = next(line for line in enqueue.splitlines() if line.startswith("each job ran exactly once"))
+    assert once.split()[-1] == "NO"
+    backlog = [line.split() for line in text.split("Backlog")[1].split("Cost per job")[0].splitlines()]
+    rows = [cells for cells in backlog if cells and cells[0] in ("10", "100")]
+    assert [cells[-1] for cells in rows] == ["-", "yes"]
     assert "hand_overs_per_job" in text.split("Cost per job")[1]
+    assert "Targets (issue #4)" in text.split("Cost per job")[1]
     drain = text.split("Drain")[1].split("Enqueue")[0]
     assert "NO" in drain
     # the best of each process count, and each round's two over one in its own order
