@@ -65,3 +65,11 @@ def two_over_one(results: list[dict[str, Any]]) -> list[float]:
     for r in results:
         by_round.setdefault(r.get("round", 1), {})[r["processes"]] = r["jobs_per_s"]
     return [two[2] / two[1] for _, two in sorted(by_round.items()) if {1, 2} <= set(two)]
+
+
+def best_by_processes(results: list[dict[str, Any]]) -> dict[int, float]:
+    """The best rate of each process count, over the rounds."""
+    best: dict[int, float] = {}
+    for r in results:
+        best[r["processes"]] = max(best.get(r["processes"], 0.0), r["jobs_per_s"])
+    return dict(sorted(best.items()))

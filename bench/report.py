@@ -155,8 +155,7 @@ def drain_table(runs: list[dict[str, Any]]) -> str:
         for r in runs
     ]
     lines = [table("Drain", ["round", "processes", "jobs", "seconds", "jobs/s", "exactly once"], rows)]
-    counts = sorted({r["processes"] for r in runs})
-    best = [f"{p}: {max(r['jobs_per_s'] for r in runs if r['processes'] == p):,.0f}" for p in counts]
+    best = [f"{p}: {rate:,.0f}" for p, rate in drain.best_by_processes(runs).items()]
     lines.append(f"best jobs/s by processes: {', '.join(best)}")
     ratios = drain.two_over_one(runs)
     if ratios:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from bench import drain
+
 LATENCY = [(200.0, "p50", 1.5), (200.0, "p99", 3.0), (1000.0, "p99", 5.0)]  # rate, percentile, ms
 DRAIN_ONE = 15_000.0  # jobs/s, one worker process
 BULK = 100_000.0  # jobs/s
@@ -44,9 +46,7 @@ def _latency(results: dict[str, Any]) -> Iterator[Verdict]:
 
 
 def _drain(results: dict[str, Any]) -> Iterator[Verdict]:
-    best: dict[int, float] = {}
-    for r in results.get("drain", []):
-        best[r["processes"]] = max(best.get(r["processes"], 0.0), r["jobs_per_s"])
+    best = drain.best_by_processes(results.get("drain", []))
     if 1 in best:
         yield Verdict(f"drain, 1 process >= {DRAIN_ONE:,.0f} jobs/s", f"{best[1]:,.0f}", best[1] >= DRAIN_ONE)
     if {1, 2} <= best.keys():
