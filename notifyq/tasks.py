@@ -180,6 +180,32 @@ class Registry:
         self._tasks[task.name] = task
         return task
 
+    @typing.overload
+    def task(
+        self,
+        fn: Handler,
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry: RetryDelay = DEFAULT_POLICY,
+        timeout: float | None = None,
+        priority: int = 0,
+    ) -> Task: ...
+
+    @typing.overload
+    def task(
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        retry: RetryDelay = DEFAULT_POLICY,
+        timeout: float | None = None,
+        priority: int = 0,
+    ) -> Callable[[Handler], Task]: ...
+
     def task(
         self,
         fn: Handler | None = None,
@@ -190,8 +216,9 @@ class Registry:
         retry: RetryDelay = DEFAULT_POLICY,
         timeout: float | None = None,
         priority: int = 0,
-    ) -> Any:
-        """Register a handler: `@registry.task` or `@registry.task(queue="mail", timeout=30)`."""
+    ) -> Task | Callable[[Handler], Task]:
+        """Register a handler: `@registry.task` or `@registry.task(queue="mail", timeout=30)`.
+        Either way the name is bound to the `Task` (typed: `noop.enqueue(...)` checks under mypy)."""
 
         def register(handler: Handler) -> Task:
             return self.add(
@@ -221,7 +248,7 @@ class Registry:
         `@registry.periodic("*/5 * * * *", timezone="Europe/Paris")`. Task options as for `task`."""
 
         def register(handler: Handler) -> Task:
-            registered: Task = self.task(handler, **task_options)
+            registered = self.task(handler, **task_options)
             registered.encode(payload)  # a bad payload fails at import, not at every slot
             self.schedules[registered.name] = Schedule(
                 task=registered.name,
