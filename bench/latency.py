@@ -10,9 +10,11 @@ begins, would leave out the claim's own commit.)
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,10 @@ MODES: dict[str, tuple[str, ...]] = {
     "poll 100ms": ("--no-listen", "--poll-interval", "0.1", "--claim-linger", "0"),
 }
 PRODUCERS = 8
+# the mode the targets judge: measured in rounds, each rate beside its floor
+PAIRED_MODE = "listen/notify"
+# counts that add up over rounds (the rest of a round's numbers are figures: their median)
+SUMMED = ("jobs", "warmup_jobs")
 # every rate (latency and floor) begins with this much load that is run but left out of the
 # percentiles (its own are in the JSON; latency's jobs are checked exactly-once with the rest): a
 # new pool's first calls (each backend's first insert loads the catalogs and compiles the trigger's
@@ -133,23 +139,31 @@ async def bare_inserts(url: str, rate: float, seconds: float) -> dict[int, float
     return calls
 
 
-def floor(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any]]:
-    """Bare durable inserts at each rate, with no worker running: what the `call` columns compare to."""
+@contextmanager
+def floor_table(url: str) -> Iterator[None]:
     execute(url, FLOOR_TABLE)
-    results = []
     try:
-        for rate in rates:
-            log(f"latency: floor (bare inserts) at {rate:g} jobs/s, {seconds:g}s after {WARMUP_SECONDS:g}s")
-            settle(url)
-            calls = anyio.run(bare_inserts, url, rate, WARMUP_SECONDS + seconds)
-            results.append({
-                "rate": rate,
-                "call_ms": percentiles(measured(calls, rate)),
-                "warmup_call_ms": percentiles(warmup(calls, rate)),
-            })  # fmt: skip
+        yield
     finally:
         execute(url, "DROP TABLE bench_floor")
-    return results
+
+
+def floor_rate(url: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Bare durable inserts at one rate (inside `floor_table`): what the `call` columns compare to."""
+    log(f"latency: floor (bare inserts) at {rate:g} jobs/s, {seconds:g}s after {WARMUP_SECONDS:g}s")
+    settle(url)
+    calls = anyio.run(bare_inserts, url, rate, WARMUP_SECONDS + seconds)
+    return {
+        "rate": rate,
+        "call_ms": percentiles(measured(calls, rate)),
+        "warmup_call_ms": percentiles(warmup(calls, rate)),
+    }
+
+
+def floor(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any]]:
+    """The floor alone (`--only floor`), each rate once, with no worker running."""
+    with floor_table(url):
+        return [floor_rate(url, rate, seconds) for rate in rates]
 
 
 def take_latencies_ms(folder: Path) -> list[tuple[int, float]]:
@@ -195,14 +209,81 @@ def measure(url: str, folder: Path, rate: float, seconds: float) -> dict[str, An
     }
 
 
-def run(url: str, *, rates: list[float], seconds: float) -> list[dict[str, Any]]:
-    results = []
+def run(
+    url: str, *, rates: list[float], seconds: float, rounds: int = 1
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every mode at every rate, and the floor beside listen/notify: (latency, floor).
+
+    Listen/notify, whose figures the targets judge, runs `rounds` rounds; in each, every rate is
+    measured right beside its floor (which goes first alternates by round; the worker is up but has
+    nothing to do during the floor), so a busy moment of the machine lands on both. Each figure is
+    the median of the rounds' own (`of_rounds`); every round is in the JSON. Polling, the
+    comparison, runs once.
+    """
+    results: list[dict[str, Any]] = []
+    floors: list[dict[str, Any]] = []
     for mode, args in MODES.items():
         with (
             tempfile.TemporaryDirectory(prefix="notifyq-bench-") as folder,
             workers(url, 1, "--concurrency", "100", *args, env={STARTS_ENV: folder}),
         ):
+            if mode == PAIRED_MODE:
+                runs, floor_runs = _paired_rounds(url, Path(folder), rates, seconds, rounds)
+                results += [{"mode": mode, **of_rounds(runs[rate])} for rate in rates]
+                floors = [{"rate": rate, **of_rounds(floor_runs[rate])} for rate in rates]
+            else:
+                for rate in rates:
+                    results.append({"mode": mode, **_measure_logged(url, Path(folder), mode, rate, seconds)})
+    return results, floors
+
+
+def _paired_rounds(
+    url: str, folder: Path, rates: list[float], seconds: float, rounds: int
+) -> tuple[dict[float, list[dict[str, Any]]], dict[float, list[dict[str, Any]]]]:
+    """`rounds` rounds of every rate, each measured beside its floor: (runs, floors) by rate."""
+    runs: dict[float, list[dict[str, Any]]] = {rate: [] for rate in rates}
+    floors: dict[float, list[dict[str, Any]]] = {rate: [] for rate in rates}
+    with floor_table(url):
+        for round_no in range(rounds):
             for rate in rates:
-                log(f"latency: {mode} at {rate:g} jobs/s for {seconds:g}s after {WARMUP_SECONDS:g}s")
-                results.append({"mode": mode, **measure(url, Path(folder), rate, seconds)})
-    return results
+                if round_no % 2:
+                    runs[rate].append(_measure_logged(url, folder, PAIRED_MODE, rate, seconds))
+                floors[rate].append(floor_rate(url, rate, seconds))
+                if not round_no % 2:
+                    runs[rate].append(_measure_logged(url, folder, PAIRED_MODE, rate, seconds))
+    return runs, floors
+
+
+def _measure_logged(url: str, folder: Path, mode: str, rate: float, seconds: float) -> dict[str, Any]:
+    log(f"latency: {mode} at {rate:g} jobs/s for {seconds:g}s after {WARMUP_SECONDS:g}s")
+    return measure(url, folder, rate, seconds)
+
+
+def of_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One rate's rounds as one result: each percentile the median of the rounds' own (a busy
+    moment of the machine moves one round, not the figure), but the max the largest of all; counts
+    summed; exactly once if every round was; the per-job samples pooled (for the plot). `rounds`
+    keeps each round's own figures."""
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+    merged: dict[str, Any] = {"rate": first["rate"]}
+    for key, value in first.items():
+        if key in ("rate", "rounds"):
+            continue
+        if isinstance(value, dict):  # percentiles; the worst of all rounds stays the worst
+            merged[key] = {p: _combine(p, [r[key][p] for r in runs]) for p in value}
+        elif isinstance(value, list):  # per-job samples
+            merged[key] = sorted(v for r in runs for v in r[key])
+        elif isinstance(value, bool):
+            merged[key] = all(r[key] for r in runs)
+        elif key in SUMMED:
+            merged[key] = sum(r[key] for r in runs)
+        else:
+            merged[key] = statistics.median(r[key] for r in runs)
+    merged["rounds"] = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in runs]
+    return merged
+
+
+def _combine(percentile: str, values: list[float]) -> float:
+    return max(values) if percentile == "max" else statistics.median(values)

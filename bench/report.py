@@ -52,6 +52,7 @@ def render(results: dict[str, Any]) -> str:
                 rows,
             )
         )
+        parts += latency_rounds(results["latency"], results.get("floor", []))
     if "floor" in results:
         rows = [
             [f"{r['rate']:g}", *(f"{r['call_ms'][k]:.2f}" for k in ("p50", "p90", "p99", "max"))]
@@ -60,7 +61,8 @@ def render(results: dict[str, Any]) -> str:
         parts.append(
             table(
                 "Floor (ms): a bare durable insert, one row (a primary key, a jsonb) in its own transaction,"
-                " same producers, pacing and warm-up, no worker: what any enqueue call costs on this machine",
+                " same producers, pacing and warm-up, no job running (beside listen/notify, whose worker"
+                " idles meanwhile): what any enqueue call costs on this machine",
                 ["offered/s", "p50", "p90", "p99", "max"],
                 rows,
             )
@@ -101,6 +103,20 @@ def render(results: dict[str, Any]) -> str:
     if verdicts:
         parts.append(targets_table(verdicts))
     return "\n".join(parts) + "\n"
+
+
+def latency_rounds(latency: list[dict[str, Any]], floor: list[dict[str, Any]]) -> list[str]:
+    """Lines under the latency table for a mode run in rounds: each round's p99, its floor's beside."""
+    floors = {f["rate"]: f.get("rounds", []) for f in floor}
+    lines = []
+    for r in (r for r in latency if "rounds" in r):
+        p99 = ", ".join(f"{x['latency_ms']['p99']:.2f}" for x in r["rounds"])
+        beside = ", ".join(f"{x['call_ms']['p99']:.2f}" for x in floors.get(r["rate"], []))
+        line = f"{r['mode']} at {r['rate']:g}/s, p99 of each of its {len(r['rounds'])} rounds (ms): {p99}"
+        lines.append(line + (f"; the floor's, measured beside each: {beside}" if beside else ""))
+    if lines:
+        lines.insert(0, "(a mode run in rounds shows the median of its rounds' figures, and the largest max)")
+    return lines
 
 
 def targets_table(verdicts: list[targets.Verdict]) -> str:
