@@ -44,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shutdown-timeout", type=float, help="grace period on SIGTERM (default: 10)")
     p.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN (for comparisons)")
     p.add_argument(
-        "--claim-linger", type=float, help="re-claim delay while jobs stream in, s; 0: off (default: 0.001)"
+        "--claim-linger",
+        type=float,
+        help="while jobs stream in, re-claim delay after an empty claim, s; 0: off (default: 0.001)",
     )
     p.add_argument(
         "--hand-over-max-rate",

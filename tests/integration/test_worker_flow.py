@@ -11,6 +11,8 @@ import psycopg
 import pytest
 
 from notifyq import Client, JobContext, JobSpec, JobStatus, Registry, Settings
+from notifyq.models import ClaimedJob
+from notifyq.worker.waker import Wake
 from tests.helpers import running_worker, status_counts, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -98,6 +100,44 @@ async def test_while_jobs_stream_in_the_worker_lingers_instead_of_asking_for_not
     assert (await client.get(job_id)).status is JobStatus.SUCCEEDED
     # one lone job: woken by its notification, claimed, then demand published and confirmed
     assert worker.claimer.claims - claims <= 3
+
+
+async def test_in_a_stream_a_short_claim_that_found_jobs_is_followed_at_once_an_empty_one_lingers(
+    settings: Settings, registry: Registry, client: Client
+) -> None:
+    """The linger is for an empty queue: jobs found mean more arrive about as fast as a claim
+    takes, so waiting a linger after them would only add it to the next job's wait."""
+
+    @registry.task
+    async def noop() -> None: ...
+
+    steps: list[str] = []  # what the claimer did, in order: "claimed N", "linger"
+    async with running_worker(settings, registry, poll_interval=60, claim_linger=0.5) as worker:
+        await wait_until(lambda: worker.claimer.sleeping)
+        claimer, run_once, wait = worker.claimer, worker.claimer.run_once, worker.claimer.waker.wait
+
+        async def recorded_run_once(limit: int) -> list[ClaimedJob]:
+            jobs = await run_once(limit)
+            steps.append(f"claimed {len(jobs)}")
+            return jobs
+
+        async def recorded_wait(delay: float, **kwargs: bool) -> Wake:
+            if delay == claimer.linger and not kwargs:
+                steps.append("linger")
+            return await wait(delay, **kwargs)
+
+        claimer.run_once, claimer.waker.wait = recorded_run_once, recorded_wait  # type: ignore[method-assign]
+        for burst in range(1, 4):  # three bursts, each a short claim with jobs (several: a stream)
+            done, lingered = 3 * burst, steps.count("linger")
+            await client.enqueue_many([JobSpec(task=noop) for _ in range(3)])
+            # run, and lingering again since (the closure is awaited within this iteration)
+            await wait_until(lambda: worker.counters.succeeded == done and steps.count("linger") > lingered)  # noqa: B023
+    lingers = [i for i, step in enumerate(steps) if step == "linger"]
+    assert len(lingers) >= 3
+    # the first burst's first job may come handed over (the worker was armed), the rest claimed
+    assert len([step for step in steps if step.startswith("claimed") and step != "claimed 0"]) >= 3
+    # every linger follows a claim that found nothing; a claim that found jobs is followed by a claim
+    assert all(steps[i - 1] == "claimed 0" for i in lingers)
 
 
 async def test_a_woken_worker_takes_the_next_jobs_within_the_wake_grace_without_re_arming(
