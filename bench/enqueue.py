@@ -9,10 +9,11 @@ cores and the ratio is what notifying costs. A second baseline, informational, l
 idle (its poll is longer than the measurement): the producers then have the machine to themselves,
 so that ratio also counts the cost of running the jobs.
 
-The modes run side by side in each round, and each run starts from a checkpoint (so none pays for
-another's writes). A ratio is the median of each round's own: on a shared machine one round's
-rates can move by a fifth, and the ratio of two best-of rates compares each with its luckiest
-round (it is reported too).
+In each round the modes of one producer count run back to back, seconds apart, the first of them
+alternating by round, and each run starts from a checkpoint (so none pays for another's writes).
+A ratio is the median of each round's own: on a shared machine one round's rates can move by a
+fifth, and the ratio of two best-of rates compares each with its luckiest round (it is reported
+too).
 
 Exactly once: the worker runs every job of every run before the next (the idle one is woken for
 it), and the bulk-enqueued jobs too, by a worker started after the measurement; each run's jobs
@@ -77,23 +78,12 @@ MODES = {
 def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, Any]:
     rates: dict[str, list[float]] = {}
     once: list[bool] = []
-    # interleaved rounds: the machine is shared, so compare figures taken side by side
     for round_no in range(rounds):
-        for mode, (notify, args) in MODES.items():
-            trigger = "ENABLE" if notify else "DISABLE"
-            execute(url, f"ALTER TABLE notifyq.jobs {trigger} TRIGGER jobs_notify")
-            with workers(url, 1, "--concurrency", "100", *args):
-                for producers in (1, 8):
-                    reset(url)
-                    settle(url)
-                    key = f"{producers} producers, {mode}"
-                    log(f"enqueue: {key} (round {round_no + 1}/{rounds})")
-                    rate, count = anyio.run(single_job_rate, url, producers, seconds)
-                    rates.setdefault(key, []).append(rate)
-                    # let the worker finish before the reset; the idle one is told to by hand
-                    execute(url, f"SELECT pg_notify('{names.queue_channel('notifyq', QUEUE)}', '')")
-                    wait(lambda c=count: done_count(url) >= c, 120, "the workers to catch up")
-                    once.append(exactly_once(url, count))
+        for producers, mode in run_order(round_no):
+            log(f"enqueue: {producers} producers, {mode} (round {round_no + 1}/{rounds})")
+            rate, ran_once = _single_job_run(url, mode, producers, seconds)
+            rates.setdefault(f"{producers} producers, {mode}", []).append(rate)
+            once.append(ran_once)
     execute(url, "ALTER TABLE notifyq.jobs ENABLE TRIGGER jobs_notify")
     reset(url)
     settle(url)
@@ -106,9 +96,32 @@ def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, A
     return {**summarize(rates), "bulk_jobs_per_s": bulk, "exactly_once": all(once)}
 
 
+def run_order(round_no: int) -> list[tuple[int, str]]:
+    """A round's runs: (producers, mode). The modes of one producer count run back to back, so a
+    ratio compares runs seconds apart; which mode goes first alternates by round, so neither
+    always gets the moment after the other (its worker's start, its catch-up)."""
+    modes = list(MODES) if round_no % 2 == 0 else list(reversed(MODES))
+    return [(producers, mode) for producers in (1, 8) for mode in modes]
+
+
+def _single_job_run(url: str, mode: str, producers: int, seconds: float) -> tuple[float, bool]:
+    """One mode's run: its trigger setting and worker, a checkpoint, `seconds` of single-job
+    enqueues; then every job must run exactly once. Returns (jobs/s, exactly once)."""
+    notify, args = MODES[mode]
+    execute(url, f"ALTER TABLE notifyq.jobs {'ENABLE' if notify else 'DISABLE'} TRIGGER jobs_notify")
+    with workers(url, 1, "--concurrency", "100", *args):
+        reset(url)
+        settle(url)
+        rate, count = anyio.run(single_job_rate, url, producers, seconds)
+        # let the worker finish before the reset; the idle one is told to by hand
+        execute(url, f"SELECT pg_notify('{names.queue_channel('notifyq', QUEUE)}', '')")
+        wait(lambda: done_count(url) >= count, 120, "the workers to catch up")
+        return rate, exactly_once(url, count)
+
+
 def summarize(rates: dict[str, list[float]]) -> dict[str, Any]:
     """The best rate of each case, and each notify ratio as the median of each round's own (its
-    modes ran side by side, minutes apart from the other rounds')."""
+    two runs seconds apart, minutes apart from the other rounds')."""
     best = {k: max(v) for k, v in rates.items()}
     paired = {
         f"{baseline}, {p} producer{'s' if p > 1 else ''}": _ratios(
