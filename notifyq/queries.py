@@ -45,13 +45,6 @@ from notifyq.models import (
 R = TypeVar("R")
 
 _HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
-# The worker's usual batch of outcomes (one to tens) is written by a prepared statement: unprepared,
-# parsing and planning it took about 0.4 ms of the server's CPU a write against 0.05 to run it
-# (a round trip of 0.62 against 0.22 ms), and at 200 jobs/s, a write a job, the machine's CPU a
-# job went from about 3.8 to 3.35 ms once it was prepared. Its generic plan assumes ten outcomes
-# and joins them by the primary key (or hashes them, on a small table): cheap up to this many.
-# Larger batches (outcomes piled up while the database was away) are planned for their size.
-PREPARED_BATCH_MAX = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +56,12 @@ class Query(Generic[R]):
     params: Mapping[str, Any] | None
     row: BaseRowFactory[R]
     # None: psycopg's prepare_threshold decides. False for multi-statement DDL, and for statements
-    # joining unnest() of large array parameters: a prepared statement's generic plan cannot see
-    # the arrays' lengths and may nest-loop two "small" inputs that are really thousands of rows
-    # each (a 13,500-outcome finish took seconds that way); a custom plan sees them and hashes.
+    # joining unnest() of array parameters: a prepared statement's generic plan cannot see the
+    # arrays' lengths and may nest-loop two "small" inputs that are really thousands of rows each
+    # (a 13,500-outcome finish took seconds that way); a custom plan sees them and hashes. Nor may
+    # a small batch be prepared: a generic plan built while the table was empty (a new database, a
+    # TRUNCATE) scans every row of it on each later run, as it grows (a 3-outcome finish took
+    # 32 ms on 20,000 jobs so, against 0.2). Planning the finish costs the server about 0.4 ms.
     prepare: bool | None = None
 
 
@@ -321,9 +317,7 @@ def job_finish_many(st: Statements, *, worker: uuid.UUID, results: Sequence[JobR
         "errors": [r.error for r in results],
         "retry_in": [r.retry_in for r in results],
     }
-    return st.query(
-        "job_finish_many", params, _id_row, prepare=None if len(results) <= PREPARED_BATCH_MAX else False
-    )
+    return st.query("job_finish_many", params, _id_row, prepare=False)
 
 
 def queue_wait(

@@ -9,8 +9,7 @@ import uuid
 import psycopg
 import pytest
 
-from notifyq import db, queries
-from notifyq.models import JobResult, Outcome
+from notifyq import queries
 
 PLACEHOLDER = re.compile(rb"%\((\w+)\)s")
 TEXTS = queries.statement_texts()
@@ -62,42 +61,3 @@ async def test_the_one_queue_and_many_queue_claims_take_jobs_in_the_same_order(
     assert await claim(["a", "b"], 2) == [("b", 9), ("b", 0)]
     # a's last due job (3 s ago); the one due in an hour is not claimed
     assert await claim(["a", "b"], 5) == [("a", 0)]
-
-
-def _finish_runs(
-    database_url: str, worker: uuid.UUID, batches: list[list[JobResult]]
-) -> tuple[list[int], int]:
-    """Write each batch on one new connection: how many outcomes each wrote, and how many finish
-    statements the connection had prepared at the end."""
-    st_ = queries.statements("notifyq")
-    with psycopg.connect(database_url, autocommit=True, prepare_threshold=db.PREPARE_THRESHOLD) as conn:
-        written = [
-            len(queries.fetch_all_sync(conn, queries.job_finish_many(st_, worker=worker, results=b)))
-            for b in batches
-        ]
-        prepared = conn.execute(
-            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%WITH outcome AS%'"
-        )
-        return written, int((prepared.fetchone() or (0,))[0])
-
-
-def test_a_usual_batch_of_outcomes_is_written_prepared_a_large_one_is_planned_for_its_size(
-    database_url: str,
-) -> None:
-    """job_finish_many: parsing and planning cost the server more than running it, so the usual
-    batch runs prepared; one of more than PREPARED_BATCH_MAX outcomes is planned for its size."""
-    worker, large = uuid.uuid4(), queries.PREPARED_BATCH_MAX + 1
-    with psycopg.connect(database_url, autocommit=True) as setup:
-        setup.execute(
-            "INSERT INTO notifyq.jobs (task, queue) SELECT 't', 'q' FROM generate_series(1, %s)", (large + 6,)
-        )
-        claim = queries.job_claim_batch(
-            queries.statements("notifyq"), worker=worker, queues=["q"], limit=large + 6, lease=300
-        )
-        held = queries.fetch_all_sync(setup, claim)
-    results = [JobResult(job_id=j.id, attempt=j.attempts, outcome=Outcome.SUCCEEDED) for j in held]
-    assert len(results) == large + 6
-    # the same large batch six times (the threshold is five): written once, never prepared
-    assert _finish_runs(database_url, worker, [results[:large]] * 6) == ([large, 0, 0, 0, 0, 0], 0)
-    # six batches of one: each written, and the statement prepared once the threshold was reached
-    assert _finish_runs(database_url, worker, [[r] for r in results[large:]]) == ([1] * 6, 1)
