@@ -61,7 +61,9 @@ def _run(url: str, chosen: set[str], *, quick: bool, results: dict[str, Any]) ->
         "enqueue": lambda: enqueue.run(
             url, seconds=seconds, bulk_jobs=50_000 if quick else 200_000, rounds=1 if quick else 5
         ),
-        "backlog": lambda: backlog.run(url, sizes=backlogs, cycles=50 if quick else 200),
+        "backlog": lambda: backlog.run(
+            url, sizes=backlogs, cycles=50 if quick else 200, rounds=1 if quick else 3
+        ),
         "cost": lambda: cost.run(url, rate=200, seconds=seconds),
     }
     for name in SCENARIOS:
