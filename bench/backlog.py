@@ -104,7 +104,7 @@ def summarize(sizes: list[int], by_size: dict[int, list[dict[str, Any]]]) -> lis
 
 
 def _measure(url: str, size: int, cycles: int, label: str) -> dict[str, Any]:
-    """One size once: a backlog of `size`, then `cycles` claim-and-finish cycles in timed rounds."""
+    """One size once: a backlog of `size`, then `cycles` claim-and-finish cycles in timed stretches."""
     reset(url)
     log(f"backlog: {size:,} queued jobs, {cycles} claim+finish cycles of {BATCH}{label}")
     fill(url, size)
