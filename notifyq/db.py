@@ -64,11 +64,19 @@ def answer_within(seconds: float) -> Iterator[None]:
         raise NoAnswer(f"no answer from PostgreSQL within {seconds:g}s") from exc
 
 
-async def fetch_all_within(pool: AsyncConnectionPool, query: queries.Query[R], seconds: float) -> list[R]:
-    """Run `query` on a pooled connection; NoAnswer if it (with the wait for the connection) takes longer."""
-    with answer_within(seconds):
+async def fetch_all_within(
+    pool: AsyncConnectionPool, query: queries.Query[R], seconds: float, *, shield: bool = False
+) -> list[R]:
+    """Run `query` on a pooled connection; NoAnswer if it (with the wait for the connection) takes longer.
+
+    `shield`: a cancellation from outside (a stopping worker) waits for the statement to end
+    instead of interrupting it. Interrupted, psycopg sends the server a cancel request, which the
+    same cancellation interrupts in turn (anyio cancels every later await of the scope), so it
+    closes the connection with a warning and the pool discards it. The deadline still applies."""
+    with anyio.CancelScope(shield=shield), answer_within(seconds):
         async with pool.connection() as conn:
-            return await queries.fetch_all(conn, query)
+            rows = await queries.fetch_all(conn, query)
+    return rows
 
 
 def _has_input(conn: AsyncConnection[Any] | Connection[Any]) -> bool:

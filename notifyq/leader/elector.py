@@ -68,7 +68,8 @@ class Elector:
         query = queries.leader_try_lock(self.statements, key=names.leader_lock_key(self.settings.schema))
         # polled, not awaited: a blocking pg_advisory_lock would hide a dead connection from us
         while True:
-            with db.answer_within(self.idle_timeout):
+            # shielded (db.fetch_all_within's `shield`): a stop waits for the statement's answer
+            with anyio.CancelScope(shield=True), db.answer_within(self.idle_timeout):
                 locked = await queries.fetch_one(session, query)
             if locked:
                 await self._lead(session)
@@ -83,7 +84,7 @@ class Elector:
             mark = queries.leader_mark(self.statements, worker_id=self.worker_id)
             await db.fetch_all_within(self.pool, mark, self.idle_timeout)
             while True:
-                with db.answer_within(self.idle_timeout):
+                with anyio.CancelScope(shield=True), db.answer_within(self.idle_timeout):
                     await queries.fetch_all(session, queries.session_check())
                 await self.maintenance.run_due(session)
                 await anyio.sleep(self.tick)

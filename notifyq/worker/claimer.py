@@ -316,7 +316,8 @@ class Claimer:
             self.statements, worker=self.worker_id, queues=self.queues, slots=slots,
             lease=self.lease if channel else None, channel=channel,
         )  # fmt: skip
-        await db.fetch_all_within(self.pool, query, self.db_timeout)
+        # shielded, as the refill below: a stop mid-statement would cost the pool its connection
+        await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True)
         self.waker.mark()  # producers notify us again; the next wake-up starts a new grace
         self._gave_slots(slots)
         self.arms += 1
@@ -346,7 +347,7 @@ class Claimer:
 
     async def _refill_and_probe(self, slots: int | None) -> Refill:
         query = queries.queue_refill(self.statements, worker=self.worker_id, slots=slots, queues=self.queues)
-        (refill,) = await db.fetch_all_within(self.pool, query, self.db_timeout)
+        (refill,) = await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True)
         return refill
 
     def _claim_if_waiting(self, waiting: bool) -> None:

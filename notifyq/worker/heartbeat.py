@@ -56,7 +56,7 @@ class Heartbeat:
         if not held:
             return Beat(extended=0, lost=[], cancel_requested=[])
         query = queries.lease_extend_many(self.statements, worker=self.worker_id, held=held, lease=self.lease)
-        states = await db.fetch_all_within(self.pool, query, self.db_timeout)
+        states = await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True)
         alive = {s.job_id for s in states}
         return Beat(
             extended=len(states),

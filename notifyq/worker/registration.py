@@ -67,7 +67,7 @@ class Registration:
     async def run_once(self) -> bool:
         """Record a beat; False if the row is gone (the leader judged this worker dead)."""
         beat = queries.worker_beat(self.statements, worker_id=self.worker_id)
-        return bool(await db.fetch_all_within(self.pool, beat, self.db_timeout))
+        return bool(await db.fetch_all_within(self.pool, beat, self.db_timeout, shield=True))
 
     async def run(self) -> None:
         while True:

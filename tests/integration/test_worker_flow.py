@@ -10,7 +10,7 @@ import anyio
 import psycopg
 import pytest
 
-from notifyq import Client, JobContext, JobSpec, JobStatus, Registry, Settings
+from notifyq import Client, JobContext, JobSpec, JobStatus, Registry, Settings, names
 from notifyq.models import ClaimedJob
 from notifyq.worker.waker import Wake
 from tests.helpers import running_worker, status_counts, wait_until
@@ -367,3 +367,41 @@ async def test_a_stopping_worker_logs_how_it_got_its_jobs(
         f" ({c.found_waiting} found a job unannounced)"
     )
     assert line in caplog.messages
+
+
+async def test_a_stop_during_a_statement_lets_it_finish_instead_of_closing_its_connection(
+    settings: Settings,
+    registry: Registry,
+    database_url: str,
+    aconn: psycopg.AsyncConnection,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Seen in the bench: a stop that came while the claimer published its demand cancelled that
+    statement; psycopg's cancel request was cancelled in turn, so it closed the connection with a
+    warning, and the pool discarded it. The statement now runs to its end (bounded by its own
+    deadline) and the stop takes effect after it."""
+    caplog.set_level(logging.WARNING, logger="psycopg")
+    blocked = (
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query LIKE '%%queue_waiters%%' AND pid <> pg_backend_pid()"
+    )
+
+    async def arm_blocked() -> bool:
+        row = await (await aconn.execute(blocked)).fetchone()
+        return row is not None and row[0] > 0
+
+    locker = await psycopg.AsyncConnection.connect(database_url)
+    try:
+        async with running_worker(settings, registry, poll_interval=60) as worker:
+            await wait_until(lambda: worker.claimer.sleeping)
+            arms = worker.claimer.arms
+            await locker.execute("LOCK TABLE notifyq.queue_waiters IN EXCLUSIVE MODE")
+            # woken with nothing to claim, the worker publishes its demand again: that waits on the lock
+            await aconn.execute("SELECT pg_notify(%s, '')", (names.queue_channel("notifyq", "default"),))
+            await wait_until(arm_blocked)
+            worker.stop()
+            await locker.rollback()  # the stop is delivered to the claimer before this returns
+    finally:
+        await locker.close()
+    assert worker.claimer.arms == arms + 1  # the statement ended, and was counted
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")]
