@@ -70,15 +70,16 @@ def _machine(database_url: str) -> type[RuleBasedStateMachine]:  # noqa: C901 - 
         @rule(
             worker=st.sampled_from(WORKERS),
             outcome=st.sampled_from(list(Outcome)),
+            error=st.sampled_from([None, "e"]),  # a success without one takes job_succeed_many
             data=st.data(),
         )
-        def finish(self, worker: uuid.UUID, outcome: Outcome, data: st.DataObject) -> None:
+        def finish(self, worker: uuid.UUID, outcome: Outcome, error: str | None, data: st.DataObject) -> None:
             held = self._running(worker)
             if not held:
                 return
             job_id = data.draw(st.sampled_from(held))
             row = self.model[job_id]
-            result = JobResult(job_id=job_id, attempt=row.attempts, outcome=outcome, error="e")
+            result = JobResult(job_id=job_id, attempt=row.attempts, outcome=outcome, error=error)
             written = queries.fetch_all_sync(
                 self.conn, queries.job_finish_many(st_, worker=worker, results=[result])
             )

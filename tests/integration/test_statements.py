@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from notifyq import queries
+from notifyq.models import JobResult, Outcome
 
 PLACEHOLDER = re.compile(rb"%\((\w+)\)s")
 TEXTS = queries.statement_texts()
@@ -61,3 +62,42 @@ async def test_the_one_queue_and_many_queue_claims_take_jobs_in_the_same_order(
     assert await claim(["a", "b"], 2) == [("b", 9), ("b", 0)]
     # a's last due job (3 s ago); the one due in an hour is not claimed
     assert await claim(["a", "b"], 5) == [("a", 0)]
+
+
+@pytest.mark.anyio
+async def test_a_batch_of_successes_is_written_as_the_general_finish_writes_a_success(
+    aconn: psycopg.AsyncConnection,
+) -> None:
+    """job_succeed_many (every outcome a success without an error) against job_finish_many's
+    success branch (taken when the batch holds another outcome): the same columns, and neither
+    writes a job whose claim token does not match."""
+    await aconn.execute("INSERT INTO notifyq.jobs (task, queue) SELECT 't', 'q' FROM generate_series(1, 4)")
+    st = queries.statements("notifyq")
+    worker = uuid.uuid4()
+    claim = queries.job_claim_batch(st, worker=worker, queues=["q"], limit=4, lease=60)
+    fast, general, failed, stale = sorted(job.id for job in await queries.fetch_all(aconn, claim))
+
+    def result(job_id: int, outcome: Outcome, attempt: int = 1) -> JobResult:
+        return JobResult(job_id=job_id, attempt=attempt, outcome=outcome)
+
+    succeed = queries.job_finish_many(st, worker=worker, results=[result(fast, Outcome.SUCCEEDED)])
+    assert succeed.name == "job_succeed_many"
+    assert await queries.fetch_all(aconn, succeed) == [fast]
+    boom = JobResult(job_id=failed, attempt=1, outcome=Outcome.FAILED, error="boom")
+    mixed = [result(general, Outcome.SUCCEEDED), boom]
+    finish = queries.job_finish_many(st, worker=worker, results=mixed)
+    assert finish.name == "job_finish_many"
+    assert sorted(await queries.fetch_all(aconn, finish)) == [general, failed]
+    for other, attempt in ((uuid.uuid4(), 1), (worker, 0)):  # another worker's token, an older attempt
+        late = result(stale, Outcome.SUCCEEDED, attempt)
+        refused = queries.job_finish_many(st, worker=other, results=[late])
+        assert await queries.fetch_all(aconn, refused) == []
+
+    cur = await aconn.execute(
+        "SELECT id, status::text, attempts, run_at = created_at, finished_at IS NOT NULL,"
+        " started_at IS NOT NULL, lease_holder, lease_expires_at, last_error, errors"
+        " FROM notifyq.jobs ORDER BY id"
+    )
+    rows = {row[0]: row[1:] for row in await cur.fetchall()}
+    assert rows[fast] == rows[general] == ("succeeded", 1, True, True, True, None, None, None, [])
+    assert rows[stale][0] == "running"
