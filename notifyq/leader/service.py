@@ -66,7 +66,9 @@ class Maintenance:
                 continue
             self._next_run[name] = now + interval
             try:
-                with db.answer_within(self.deadline):
+                # shielded: a stopping worker lets the service end (within the deadline) rather
+                # than interrupt a statement, which costs psycopg the connection
+                with anyio.CancelScope(shield=True), db.answer_within(self.deadline):
                     await queries.fetch_all(session, queries.session_check())
                     await self._service(name, session)()
             except psycopg.Error as exc:

@@ -82,7 +82,7 @@ class Completer:
             return 0
         try:
             query = queries.job_finish_many(self.statements, worker=self.worker_id, results=batch)
-            done = set(await db.fetch_all_within(self.pool, query, self.db_timeout))
+            done = set(await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True))
         except BaseException:
             self.buffer[:0] = batch
             self._pending.set()

@@ -109,8 +109,9 @@ class Listener:
         while True:
             async for notify in conn.notifies(timeout=LIVENESS_INTERVAL):
                 self._handle(notify.channel, notify.payload)
-            # a link that went silent without closing never ends notifies(), but fails this
-            with db.answer_within(self.db_timeout):
+            # a link that went silent without closing never ends notifies(), but fails this;
+            # shielded, as every statement of the worker's own: a stop waits for its answer
+            with anyio.CancelScope(shield=True), db.answer_within(self.db_timeout):
                 await queries.fetch_all(conn, queries.session_check())
 
     def _handle(self, channel: str, payload: str) -> None:
