@@ -65,10 +65,12 @@ class Maintenance:
             if now < self._next_run.get(name, 0.0):
                 continue
             self._next_run[name] = now + interval
+            # shielded: a stopping worker lets the service end (within the deadline) rather than
+            # interrupt a statement, which costs psycopg the connection; but not the prune, whose
+            # batches (each its own transaction) may run for seconds: a stop interrupts those
+            shield = name != "prune"
             try:
-                # shielded: a stopping worker lets the service end (within the deadline) rather
-                # than interrupt a statement, which costs psycopg the connection
-                with anyio.CancelScope(shield=True), db.answer_within(self.deadline):
+                with anyio.CancelScope(shield=shield), db.answer_within(self.deadline):
                     await queries.fetch_all(session, queries.session_check())
                     await self._service(name, session)()
             except psycopg.Error as exc:
