@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -72,6 +73,7 @@ class Elector:
             with anyio.CancelScope(shield=True), db.answer_within(self.idle_timeout):
                 locked = await queries.fetch_one(session, query)
             if locked:
+                await anyio.lowlevel.checkpoint_if_cancelled()  # not leading for a stopping worker
                 await self._lead(session)
             await anyio.sleep(self.tick)
 
@@ -82,7 +84,7 @@ class Elector:
         log.info("worker %s is now the leader", self.worker_id)
         try:
             mark = queries.leader_mark(self.statements, worker_id=self.worker_id)
-            await db.fetch_all_within(self.pool, mark, self.idle_timeout)
+            await db.fetch_all_within(self.pool, mark, self.idle_timeout, shield=True)
             while True:
                 with anyio.CancelScope(shield=True), db.answer_within(self.idle_timeout):
                     await queries.fetch_all(session, queries.session_check())

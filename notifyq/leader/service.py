@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -61,6 +62,9 @@ class Maintenance:
     async def run_due(self, session: AsyncConnection[Any]) -> None:
         """Run every service whose interval has passed; a failing one is logged and retried later."""
         for name, interval in self._intervals.items():
+            # a stop that came during the shielded service before takes effect here, not after
+            # every service due
+            await anyio.lowlevel.checkpoint_if_cancelled()
             now = anyio.current_time()
             if now < self._next_run.get(name, 0.0):
                 continue

@@ -396,6 +396,9 @@ class Claimer:
             self.waker.request_refill()
 
     async def _claim_and_start(self, free: int) -> list[ClaimedJob]:
+        # a stop that came during a shielded statement just before (the arm's) takes effect here,
+        # before a new claim: the shield below would otherwise carry the claim through it
+        await anyio.lowlevel.checkpoint_if_cancelled()
         # shielded: a claim the database committed must reach the executor, or its jobs would sit
         # leased to us, unrun, until the lease expired
         with anyio.CancelScope(shield=True):

@@ -26,6 +26,8 @@ class Row:
     attempts: int = 0
     holder: uuid.UUID | None = None
     cancel_requested: bool = False
+    errors: int = 0  # entries in the errors column
+    last_error: str | None = None
 
 
 def _machine(database_url: str) -> type[RuleBasedStateMachine]:  # noqa: C901 - the rules of one machine
@@ -85,6 +87,8 @@ def _machine(database_url: str) -> type[RuleBasedStateMachine]:  # noqa: C901 - 
             )
             assert written == [job_id]
             row.holder = None
+            if error is not None:
+                row.errors, row.last_error = row.errors + 1, error
             if outcome is Outcome.RELEASE:
                 row.status, row.attempts = "queued", row.attempts - 1
             elif outcome is Outcome.RETRY:
@@ -92,15 +96,22 @@ def _machine(database_url: str) -> type[RuleBasedStateMachine]:  # noqa: C901 - 
             else:
                 row.status = outcome.value
 
-        @rule(worker=st.sampled_from(WORKERS), data=st.data())
-        def stale_finish_is_refused(self, worker: uuid.UUID, data: st.DataObject) -> None:
+        @rule(
+            worker=st.sampled_from(WORKERS),
+            outcome=st.sampled_from(list(Outcome)),
+            error=st.sampled_from([None, "e"]),
+            data=st.data(),
+        )
+        def stale_finish_is_refused(
+            self, worker: uuid.UUID, outcome: Outcome, error: str | None, data: st.DataObject
+        ) -> None:
             """A finish by a worker not holding the job (or on an older attempt) writes nothing."""
             if not self.model:
                 return
             job_id = data.draw(st.sampled_from(sorted(self.model)))
             row = self.model[job_id]
             attempt = row.attempts - 1 if row.holder == worker else row.attempts
-            result = JobResult(job_id=job_id, attempt=attempt, outcome=Outcome.SUCCEEDED)
+            result = JobResult(job_id=job_id, attempt=attempt, outcome=outcome, error=error)
             written = queries.fetch_all_sync(
                 self.conn, queries.job_finish_many(st_, worker=worker, results=[result])
             )
@@ -143,6 +154,7 @@ def _machine(database_url: str) -> type[RuleBasedStateMachine]:  # noqa: C901 - 
             for r in rescued:
                 row = self.model[r.id]
                 row.holder = None
+                row.errors, row.last_error = row.errors + 1, f"worker {worker} died while running this job"
                 row.status = "failed" if row.attempts >= MAX_ATTEMPTS else "queued"
                 assert r.status.value == row.status
 
@@ -150,13 +162,15 @@ def _machine(database_url: str) -> type[RuleBasedStateMachine]:  # noqa: C901 - 
         def rows_match_the_model(self) -> None:
             cur = self.conn.execute(
                 "SELECT id, status::text, attempts, lease_holder, cancel_requested_at IS NOT NULL,"
-                " finished_at IS NOT NULL, lease_expires_at IS NOT NULL FROM notifyq.jobs ORDER BY id"
+                " finished_at IS NOT NULL, lease_expires_at IS NOT NULL, jsonb_array_length(errors),"
+                " last_error FROM notifyq.jobs ORDER BY id"
             )
             rows = cur.fetchall()
             assert [r[0] for r in rows] == sorted(self.model)
-            for job_id, status, attempts, holder, _cancel, finished, leased in rows:
+            for job_id, status, attempts, holder, _cancel, finished, leased, errors, last_error in rows:
                 row = self.model[job_id]
                 assert (status, attempts, holder) == (row.status, row.attempts, row.holder), job_id
+                assert (errors, last_error) == (row.errors, row.last_error), job_id
                 assert 0 <= attempts <= MAX_ATTEMPTS
                 assert finished == (status in ("succeeded", "failed", "cancelled"))
                 assert leased == (status == "running")

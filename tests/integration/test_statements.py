@@ -69,35 +69,43 @@ async def test_a_batch_of_successes_is_written_as_the_general_finish_writes_a_su
     aconn: psycopg.AsyncConnection,
 ) -> None:
     """job_succeed_many (every outcome a success without an error) against job_finish_many's
-    success branch (taken when the batch holds another outcome): the same columns, and neither
-    writes a job whose claim token does not match."""
+    success branch (taken when the batch holds another outcome): the same columns, an earlier
+    attempt's error history kept, and neither writes a job whose claim token does not match."""
     await aconn.execute("INSERT INTO notifyq.jobs (task, queue) SELECT 't', 'q' FROM generate_series(1, 4)")
     st = queries.statements("notifyq")
     worker = uuid.uuid4()
     claim = queries.job_claim_batch(st, worker=worker, queues=["q"], limit=4, lease=60)
-    fast, general, failed, stale = sorted(job.id for job in await queries.fetch_all(aconn, claim))
 
-    def result(job_id: int, outcome: Outcome, attempt: int = 1) -> JobResult:
-        return JobResult(job_id=job_id, attempt=attempt, outcome=outcome)
+    def result(job_id: int, outcome: Outcome, attempt: int, error: str | None = None) -> JobResult:
+        return JobResult(job_id=job_id, attempt=attempt, outcome=outcome, error=error)
 
-    succeed = queries.job_finish_many(st, worker=worker, results=[result(fast, Outcome.SUCCEEDED)])
-    assert succeed.name == "job_succeed_many"
-    assert await queries.fetch_all(aconn, succeed) == [fast]
-    boom = JobResult(job_id=failed, attempt=1, outcome=Outcome.FAILED, error="boom")
-    mixed = [result(general, Outcome.SUCCEEDED), boom]
-    finish = queries.job_finish_many(st, worker=worker, results=mixed)
-    assert finish.name == "job_finish_many"
-    assert sorted(await queries.fetch_all(aconn, finish)) == [general, failed]
-    for other, attempt in ((uuid.uuid4(), 1), (worker, 0)):  # another worker's token, an older attempt
-        late = result(stale, Outcome.SUCCEEDED, attempt)
-        refused = queries.job_finish_many(st, worker=other, results=[late])
-        assert await queries.fetch_all(aconn, refused) == []
+    async def finish(results: list[JobResult], name: str, holder: uuid.UUID = worker) -> list[int]:
+        query = queries.job_finish_many(st, worker=holder, results=results)
+        assert query.name == name
+        return sorted(await queries.fetch_all(aconn, query))
+
+    # a first attempt fails and is retried at once: each job has an error history to keep
+    ids = sorted(job.id for job in await queries.fetch_all(aconn, claim))
+    retries = [result(i, Outcome.RETRY, 1, "first") for i in ids]
+    assert await finish(retries, "job_finish_many") == ids
+    assert sorted(job.id for job in await queries.fetch_all(aconn, claim)) == ids
+    fast, general, failed, stale = ids
+
+    assert await finish([result(fast, Outcome.SUCCEEDED, 2)], "job_succeed_many") == [fast]
+    mixed = [result(general, Outcome.SUCCEEDED, 2), result(failed, Outcome.FAILED, 2, "boom")]
+    assert await finish(mixed, "job_finish_many") == [general, failed]
+    for holder, attempt in ((uuid.uuid4(), 2), (worker, 1)):  # another worker's token, an older attempt
+        assert await finish([result(stale, Outcome.SUCCEEDED, attempt)], "job_succeed_many", holder) == []
+        late = [result(stale, Outcome.SUCCEEDED, attempt), result(stale, Outcome.FAILED, attempt, "x")]
+        assert await finish(late, "job_finish_many", holder) == []
 
     cur = await aconn.execute(
-        "SELECT id, status::text, attempts, run_at = created_at, finished_at IS NOT NULL,"
-        " started_at IS NOT NULL, lease_holder, lease_expires_at, last_error, errors"
+        "SELECT id, status::text, attempts, finished_at IS NOT NULL, started_at IS NOT NULL,"
+        " lease_holder, lease_expires_at, last_error, jsonb_array_length(errors)"
         " FROM notifyq.jobs ORDER BY id"
     )
     rows = {row[0]: row[1:] for row in await cur.fetchall()}
-    assert rows[fast] == rows[general] == ("succeeded", 1, True, True, True, None, None, None, [])
-    assert rows[stale][0] == "running"
+    assert rows[fast] == rows[general] == ("succeeded", 2, True, True, None, None, "first", 1)
+    assert rows[stale][:2] == ("running", 2)
+    run_at = "SELECT count(DISTINCT run_at) FROM notifyq.jobs WHERE id = ANY(%s)"
+    assert await (await aconn.execute(run_at, ([fast, general],))).fetchone() == (1,)  # the retry's

@@ -381,9 +381,9 @@ async def test_a_stop_during_a_statement_lets_it_finish_instead_of_closing_its_c
     warning, and the pool discarded it. The statement now runs to its end (bounded by its own
     deadline) and the stop takes effect after it."""
     caplog.set_level(logging.WARNING, logger="psycopg")
-    blocked = (
+    blocked = (  # the arm (queue_wait's CTE) itself: the refill's probe also writes queue_waiters
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        " AND query LIKE '%%queue_waiters%%' AND pid <> pg_backend_pid()"
+        " AND query LIKE '%%WITH rearmed AS%%' AND pid <> pg_backend_pid()"
     )
 
     async def arm_blocked() -> bool:
@@ -392,16 +392,19 @@ async def test_a_stop_during_a_statement_lets_it_finish_instead_of_closing_its_c
 
     locker = await psycopg.AsyncConnection.connect(database_url)
     try:
-        async with running_worker(settings, registry, poll_interval=60) as worker:
+        # no rechecks: their probe would wait on the lock too
+        async with running_worker(settings, registry, poll_interval=60, recheck_after=0) as worker:
             await wait_until(lambda: worker.claimer.sleeping)
             arms = worker.claimer.arms
             await locker.execute("LOCK TABLE notifyq.queue_waiters IN EXCLUSIVE MODE")
             # woken with nothing to claim, the worker publishes its demand again: that waits on the lock
             await aconn.execute("SELECT pg_notify(%s, '')", (names.queue_channel("notifyq", "default"),))
             await wait_until(arm_blocked)
+            claims = worker.claimer.claims
             worker.stop()
             await locker.rollback()  # the stop is delivered to the claimer before this returns
     finally:
         await locker.close()
     assert worker.claimer.arms == arms + 1  # the statement ended, and was counted
+    assert worker.claimer.claims == claims  # and the stop came before the claim that follows an arm
     assert not [r for r in caplog.records if r.name.startswith("psycopg")]
