@@ -110,7 +110,7 @@ class Listener:
             async for notify in conn.notifies(timeout=LIVENESS_INTERVAL):
                 self._handle(notify.channel, notify.payload)
             # a link that went silent without closing never ends notifies(), but fails this;
-            # shielded, as every statement of the worker's own: a stop waits for its answer
+            # shielded, as the worker's other bookkeeping statements: a stop waits for its answer
             with anyio.CancelScope(shield=True), db.answer_within(self.db_timeout):
                 await queries.fetch_all(conn, queries.session_check())
 
