@@ -55,10 +55,15 @@ class NoAnswer(psycopg.OperationalError):
 
 
 @contextmanager
-def answer_within(seconds: float) -> Iterator[None]:
-    """Raise NoAnswer if the block (a statement, with its wait for a pooled connection) runs longer."""
+def answer_within(seconds: float, *, shield: bool = False) -> Iterator[None]:
+    """Raise NoAnswer if the block (a statement, with its wait for a pooled connection) runs longer.
+
+    `shield`: a cancellation from outside (a stopping worker) waits for the block to end instead
+    of interrupting its statement. Interrupted, psycopg sends the server a cancel request, which
+    the same cancellation interrupts in turn (anyio cancels every later await of the scope), so it
+    closes the connection with a warning and a pool discards it. The deadline still applies."""
     try:
-        with anyio.fail_after(seconds):
+        with anyio.CancelScope(shield=shield), anyio.fail_after(seconds):
             yield
     except TimeoutError as exc:
         raise NoAnswer(f"no answer from PostgreSQL within {seconds:g}s") from exc
@@ -67,16 +72,11 @@ def answer_within(seconds: float) -> Iterator[None]:
 async def fetch_all_within(
     pool: AsyncConnectionPool, query: queries.Query[R], seconds: float, *, shield: bool = False
 ) -> list[R]:
-    """Run `query` on a pooled connection; NoAnswer if it (with the wait for the connection) takes longer.
-
-    `shield`: a cancellation from outside (a stopping worker) waits for the statement to end
-    instead of interrupting it. Interrupted, psycopg sends the server a cancel request, which the
-    same cancellation interrupts in turn (anyio cancels every later await of the scope), so it
-    closes the connection with a warning and the pool discards it. The deadline still applies."""
-    with anyio.CancelScope(shield=shield), answer_within(seconds):
+    """Run `query` on a pooled connection; NoAnswer if it (with the wait for the connection) takes
+    longer. `shield` as for `answer_within`."""
+    with answer_within(seconds, shield=shield):
         async with pool.connection() as conn:
-            rows = await queries.fetch_all(conn, query)
-    return rows
+            return await queries.fetch_all(conn, query)
 
 
 def _has_input(conn: AsyncConnection[Any] | Connection[Any]) -> bool:

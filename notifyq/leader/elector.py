@@ -69,8 +69,8 @@ class Elector:
         query = queries.leader_try_lock(self.statements, key=names.leader_lock_key(self.settings.schema))
         # polled, not awaited: a blocking pg_advisory_lock would hide a dead connection from us
         while True:
-            # shielded (db.fetch_all_within's `shield`): a stop waits for the statement's answer
-            with anyio.CancelScope(shield=True), db.answer_within(self.idle_timeout):
+            # shielded (db.answer_within): a stop waits for the statement's answer
+            with db.answer_within(self.idle_timeout, shield=True):
                 locked = await queries.fetch_one(session, query)
             if locked:
                 await anyio.lowlevel.checkpoint_if_cancelled()  # not leading for a stopping worker
@@ -86,7 +86,7 @@ class Elector:
             mark = queries.leader_mark(self.statements, worker_id=self.worker_id)
             await db.fetch_all_within(self.pool, mark, self.idle_timeout, shield=True)
             while True:
-                with anyio.CancelScope(shield=True), db.answer_within(self.idle_timeout):
+                with db.answer_within(self.idle_timeout, shield=True):
                     await queries.fetch_all(session, queries.session_check())
                 await self.maintenance.run_due(session)
                 await anyio.sleep(self.tick)

@@ -74,7 +74,7 @@ class Maintenance:
             # batches (each its own transaction) may run for seconds: a stop interrupts those
             shield = name != "prune"
             try:
-                with anyio.CancelScope(shield=shield), db.answer_within(self.deadline):
+                with db.answer_within(self.deadline, shield=shield):
                     await queries.fetch_all(session, queries.session_check())
                     await self._service(name, session)()
             except psycopg.Error as exc:

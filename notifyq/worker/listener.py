@@ -111,7 +111,7 @@ class Listener:
                 self._handle(notify.channel, notify.payload)
             # a link that went silent without closing never ends notifies(), but fails this;
             # shielded, as the worker's other bookkeeping statements: a stop waits for its answer
-            with anyio.CancelScope(shield=True), db.answer_within(self.db_timeout):
+            with db.answer_within(self.db_timeout, shield=True):
                 await queries.fetch_all(conn, queries.session_check())
 
     def _handle(self, channel: str, payload: str) -> None:
