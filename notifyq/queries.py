@@ -311,17 +311,16 @@ def job_claim_batch(
 
 def job_finish_many(st: Statements, *, worker: uuid.UUID, results: Sequence[JobResult]) -> Query[int]:
     """Write `results` for `worker`; a batch of plain successes takes the shorter statement."""
-    if all(r.outcome is Outcome.SUCCEEDED and r.error is None for r in results):
-        ids = {"worker": worker, "ids": [r.job_id for r in results], "attempts": [r.attempt for r in results]}
-        return st.query("job_succeed_many", ids, _id_row, prepare=False)
-    params = {
+    params: dict[str, Any] = {
         "worker": worker,
         "ids": [r.job_id for r in results],
         "attempts": [r.attempt for r in results],
-        "outcomes": [r.outcome.value for r in results],
-        "errors": [r.error for r in results],
-        "retry_in": [r.retry_in for r in results],
     }
+    if all(r.outcome is Outcome.SUCCEEDED and r.error is None for r in results):
+        return st.query("job_succeed_many", params, _id_row, prepare=False)
+    params["outcomes"] = [r.outcome.value for r in results]
+    params["errors"] = [r.error for r in results]
+    params["retry_in"] = [r.retry_in for r in results]
     return st.query("job_finish_many", params, _id_row, prepare=False)
 
 
