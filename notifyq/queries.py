@@ -79,7 +79,17 @@ def statement_texts() -> Mapping[str, str]:
 def _split(text: str) -> dict[str, str]:
     parts = _HEADER.split(text)
     # split() with a group alternates: preamble, name, body, name, body …
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return {name: _without_doc(body) for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def _without_doc(body: str) -> str:
+    """A statement without the comment lines that open it: they document it in its file; sent
+    along, they took up to a kilobyte of every round trip and filled pg_stat_activity's query
+    text (1,024 bytes by default) before the SQL began."""
+    lines = body.strip().splitlines()
+    while lines and lines[0].lstrip().startswith("--"):
+        lines.pop(0)
+    return "\n".join(lines).strip()
 
 
 def render(text: str, schema: str) -> bytes:
