@@ -235,6 +235,12 @@ class Client:
         async with self._connection(None) as c:
             await queries.fetch_all(c, queries.queue_wait(self.statements, worker=worker_id, queues=queues))
 
+    async def renew_demand(self) -> None:
+        """Keep producers notifying for another second: a waiter renews this while it waits
+        after `publish_demand` (migrations/0011_demand_until.sql)."""
+        async with self._connection(None) as c:
+            await queries.fetch_all(c, queries.demand_renew(self.statements))
+
     async def finish(self, results: Sequence[JobResult], *, holder: uuid.UUID) -> list[int]:
         """Write outcomes of jobs `holder` holds; returns the ids written (others were not held)."""
         query = queries.job_finish_many(self.statements, worker=holder, results=results)

@@ -133,11 +133,17 @@ class Inserted(msgspec.Struct, frozen=True):
 
 
 class Refill(msgspec.Struct, frozen=True, kw_only=True):
-    """What refilling a worker's hand-over slots did: the queues whose slots it reset, and whether
-    a job due now waits queued on the worker's queues (one no producer told the worker of)."""
+    """What refilling a worker's hand-over slots did: the queues whose slots it reset, and the
+    seconds until the earliest job queued on the worker's queues is due (<= 0: one is due now,
+    which no producer told the worker of; None: none is queued)."""
 
     queues: list[str]
-    waiting: bool
+    next_in: float | None
+
+    @property
+    def waiting(self) -> bool:
+        """A job due now waits queued."""
+        return self.next_in is not None and self.next_in <= 0
 
 
 class Outcome(enum.StrEnum):

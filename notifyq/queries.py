@@ -349,6 +349,11 @@ def queue_wait(
     return st.query("queue_wait", params, scalar_row)
 
 
+def demand_renew(st: Statements) -> Query[Any]:
+    """Keep producers looking for waiting workers for another second (migrations/0011)."""
+    return st.query("demand_renew", None, scalar_row)
+
+
 def queue_refill(
     st: Statements, *, worker: uuid.UUID, slots: int | None, queues: Sequence[str]
 ) -> Query[Refill]:

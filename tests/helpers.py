@@ -52,8 +52,19 @@ async def status_counts(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
     return {str(s): int(n) for s, n in await cur.fetchall()}
 
 
+async def hold_demand(conn: psycopg.AsyncConnection[Any], seconds: float = 3600) -> None:
+    """Set the demand lease `seconds` ahead, as waiting workers keep it (migrations/0011): a
+    waiter a test publishes by hand stays visible to producers however slow the test runs."""
+    await conn.execute(
+        "SELECT setval('notifyq.demand_until', (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+        " + %s::bigint)",
+        (int(seconds * 1000),),
+    )
+
+
 async def add_waiter(conn: psycopg.AsyncConnection[Any], *queues: str) -> None:
     """Publish demand on `queues` as an idle worker would, so inserts notify them."""
+    await hold_demand(conn)
     worker_id = "00000000-0000-0000-0000-00000000000a"
     await conn.execute(
         "INSERT INTO notifyq.workers (id, host, pid, queues, concurrency, lock_key)"

@@ -9,14 +9,20 @@ are rescued by lease expiry (the holder is not a registered worker).
 
 from __future__ import annotations
 
+import logging
+import math
 import uuid
 from collections.abc import Sequence
 
 import anyio
+import psycopg
 
 from notifyq.client import Client
 from notifyq.models import ClaimedJob
+from notifyq.worker.claimer import DEMAND_RENEW_EVERY
 from notifyq.worker.waker import Waker
+
+log = logging.getLogger("notifyq.api.leasing")
 
 # a request on a queue the API does not listen to claims again this often
 UNLISTENED_POLL = 1.0
@@ -44,6 +50,7 @@ class LeaseBroker:
         self.worker_id = worker_id
         self.listened = frozenset(listened)
         self.waker = BroadcastWaker()
+        self._renewed_at = -math.inf
 
     async def lease(
         self, queues: Sequence[str], *, limit: int, lease_seconds: float, wait: float
@@ -66,5 +73,19 @@ class LeaseBroker:
                 if jobs:
                     return holder, jobs
             sleep = remaining if len(demand) == len(set(queues)) else min(remaining, UNLISTENED_POLL)
-            with anyio.move_on_after(sleep):
+            await self._wait(event, sleep, renew=bool(demand))
+
+    async def _wait(self, event: anyio.Event, seconds: float, *, renew: bool) -> None:
+        """Wait for `event` at most `seconds`; with demand published, renew its lease meanwhile
+        (one renewal every DEMAND_RENEW_EVERY for all the requests waiting)."""
+        deadline = anyio.current_time() + seconds
+        while (left := deadline - anyio.current_time()) > 0:
+            with anyio.move_on_after(min(left, DEMAND_RENEW_EVERY) if renew else left):
                 await event.wait()
+                return
+            if renew and anyio.current_time() >= self._renewed_at + DEMAND_RENEW_EVERY:
+                self._renewed_at = anyio.current_time()
+                try:
+                    await self.client.renew_demand()
+                except psycopg.Error as exc:  # producers may skip us for a moment: we claim at the end
+                    log.warning("renewing the demand lease failed (%s)", exc)

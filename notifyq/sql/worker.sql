@@ -124,7 +124,13 @@ RETURNING j.id, j.cancel_requested_at IS NOT NULL AS cancel_requested;
 -- producer's transaction holds is left as it is (SKIP LOCKED; the insert only adds missing rows).
 -- That producer took a slot of it (the row is armed, and its hand-over comes at the commit) or
 -- stamped it (its notification comes at the commit, and the worker arms again after it).
-WITH rearmed AS (
+-- It also renews the demand lease (migrations/0011_demand_until.sql): producers look for waiters
+-- only while it runs, and the sleeping claimer renews it (demand_renew) until it wakes. Returns
+-- the seconds until the earliest job queued on `queues` is due (its timer: producers that find no
+-- waiter do not notify scheduled jobs), <= 0 if one is due now, NULL if none is queued.
+WITH renewed AS (
+    SELECT {schema}.renew_demand()
+), rearmed AS (
     UPDATE {schema}.queue_waiters
     SET woken_at = NULL, since = now(), slots = %(slots)s::int, lease = %(lease)s::float8,
         channel = %(channel)s::text
@@ -135,14 +141,22 @@ WITH rearmed AS (
         FOR UPDATE SKIP LOCKED
     ))
     RETURNING queue
+), added AS (
+    INSERT INTO {schema}.queue_waiters (queue, worker_id, slots, lease, channel)
+    SELECT q, %(worker)s, %(slots)s::int, %(lease)s::float8, %(channel)s::text
+    FROM unnest(%(queues)s::text[]) AS q
+    WHERE NOT EXISTS (  -- only rows not there yet: a unique check would wait on a producer's update
+        SELECT 1 FROM {schema}.queue_waiters w WHERE w.queue = q AND w.worker_id = %(worker)s
+    )
+    ON CONFLICT (queue, worker_id) DO NOTHING
 )
-INSERT INTO {schema}.queue_waiters (queue, worker_id, slots, lease, channel)
-SELECT q, %(worker)s, %(slots)s::int, %(lease)s::float8, %(channel)s::text
-FROM unnest(%(queues)s::text[]) AS q
-WHERE NOT EXISTS (  -- only rows not there yet: a unique check would wait on a producer's update
-    SELECT 1 FROM {schema}.queue_waiters w WHERE w.queue = q AND w.worker_id = %(worker)s
-)
-ON CONFLICT (queue, worker_id) DO NOTHING;
+SELECT extract(epoch FROM {schema}.next_run_at(%(queues)s::text[]) - now())::float8 AS next_in
+FROM renewed;  -- read, so that it runs (a CTE nobody reads is skipped)
+
+-- name: demand_renew
+-- A waiting worker keeps producers looking for it: renews the demand lease when less than 0.7 s
+-- of it is left (migrations/0011_demand_until.sql). Returns the new lease end, NULL if unchanged.
+SELECT {schema}.renew_demand();
 
 -- name: queue_refill
 -- Producers handed this worker the jobs its armed rows allowed, and it has room again: allow
@@ -151,13 +165,13 @@ ON CONFLICT (queue, worker_id) DO NOTHING;
 -- Only rows still armed (a row a producer's notification stamped means the claimer is awake and
 -- re-arms when it is done), and SKIP LOCKED: a producer's transaction still holding a row (it took
 -- a slot) must not stall the claimer; that row keeps what it has. Returns the queues refilled, and
--- whether a job due now waits queued on the worker's queues: while producers hand it jobs the
--- claimer sleeps, so a job none of them told it of (its producer looked for waiters before the
--- worker armed and committed after the arm's confirming claim) would wait for the poll; the
--- claimer claims it instead. The probe walks the claim index in the claim's order, as a claim
--- of one job does: as an EXISTS (which drops ORDER BY and LIMIT) the planner chose a sequential
--- scan of the whole table when stale statistics still counted a drained backlog as queued
--- (97 ms for 300,000 finished rows, against an index scan that marks their dead entries).
+-- the seconds until the earliest job queued on the worker's queues is due (<= 0: one is due now;
+-- NULL: none is queued; migrations/0011_demand_until.sql, next_run_at). While producers hand it
+-- jobs the claimer sleeps, so a job none of them told it of (its producer looked for waiters
+-- before the worker armed and committed after the arm's confirming claim) would wait for the
+-- poll; the claimer claims it instead, or sets its timer for a scheduled one. next_run_at reads
+-- the claim index a probe per priority present: the earlier probe here, an index walk in the
+-- claim's order filtered on run_at, read every job scheduled for later first.
 -- With `slots` NULL it only probes (the claimer's recheck some time after it went to sleep: it
 -- catches the same race when no producer hands the worker jobs) and refills nothing.
 WITH refilled AS (
@@ -170,12 +184,7 @@ WITH refilled AS (
     RETURNING queue
 )
 SELECT ARRAY(SELECT queue FROM refilled) AS queues,
-       coalesce((
-           SELECT true FROM {schema}.jobs j
-           WHERE j.queue = ANY(%(queues)s::text[]) AND j.status = 'queued' AND j.run_at <= now()
-           ORDER BY j.queue, j.priority DESC, j.run_at, j.id
-           LIMIT 1
-       ), false) AS waiting;
+       extract(epoch FROM {schema}.next_run_at(%(queues)s::text[]) - now())::float8 AS next_in;
 
 -- name: queue_unwait
 -- A stopping worker withdraws its demand: from the commit on, producers neither notify it nor hand

@@ -88,6 +88,10 @@ STREAM_PATIENCE = 10
 WAKE_GRACE_USE = 0.03
 # hand-over slots per queue row, at most: a refill every half this many jobs at light load
 HAND_OVER_SLOTS = 10
+# producers look for waiting workers only while the demand lease runs (a second from its last
+# renewal, renewed when less than 0.7 s is left: migrations/0011_demand_until.sql): a sleeping
+# worker renews it this often, so it never runs out while the worker sleeps
+DEMAND_RENEW_EVERY = 0.25
 
 
 @dataclass(slots=True)
@@ -176,6 +180,7 @@ class Claimer:
         self.refills = 0
         self.found_waiting = 0  # refills and rechecks that found a job queued nobody told us of
         self.rechecks = 0
+        self.renewals = 0  # demand_renew statements sent while sleeping
         self._grants: dict[str, _Grant] = {}
         # run between claims when asked (the listener reconnected): finds lost hand-overs
         self.recover = recover
@@ -237,22 +242,28 @@ class Claimer:
 
     async def _sleep(self) -> None:
         """Wait for a notification, the timer or the poll; meanwhile refill the hand-over slots
-        whenever producers used half of them, so the next jobs come handed over too, and recheck
-        for a job nobody told us of `recheck_after` in, then at ten times that, and so on."""
+        whenever producers used half of them, so the next jobs come handed over too, recheck
+        for a job nobody told us of `recheck_after` in, then at ten times that, and so on, and
+        renew the demand lease every DEMAND_RENEW_EVERY."""
         slept = anyio.current_time()
         give_up = slept + self.poll_interval
         after = self.recheck_after if self.publish_demand and self.recheck_after > 0 else math.inf
+        renew_at = slept + DEMAND_RENEW_EVERY if self.publish_demand else math.inf
         while True:
             recheck_at = slept + after
-            wake = await self.waker.wait(min(give_up, recheck_at) - anyio.current_time(), refills=True)
+            until = min(give_up, recheck_at, renew_at)
+            wake = await self.waker.wait(until - anyio.current_time(), refills=True)
             if wake is Wake.REFILL:
                 await self.executor.wait_for_capacity()
                 await self._db_step(self.refill, "refilling hand-over slots")
-            elif wake is Wake.POLL and recheck_at < give_up:
+            elif wake is not Wake.POLL or until == give_up:
+                return
+            elif until == renew_at:
+                renew_at = anyio.current_time() + DEMAND_RENEW_EVERY
+                await self._db_step(self.renew_demand, "renewing the demand lease")
+            else:
                 after *= RECHECK_BACKOFF
                 await self._db_step(self.recheck, "rechecking the queues")
-            else:
-                return
 
     async def _db_step(self, step: Callable[[], Awaitable[None]], what: str) -> None:
         try:
@@ -317,10 +328,19 @@ class Claimer:
             lease=self.lease if channel else None, channel=channel,
         )  # fmt: skip
         # shielded, as the refill below: a stop mid-statement would cost the pool its connection
-        await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True)
+        rows = await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True)
         self.waker.mark()  # producers notify us again; the next wake-up starts a new grace
         self._gave_slots(slots)
         self.arms += 1
+        if rows and rows[0] is not None and rows[0] > 0:  # due now: the confirming claim takes it
+            # scheduled: while nobody waited its producer notified nobody (migrations/0011)
+            self.waker.schedule(rows[0])
+
+    async def renew_demand(self) -> None:
+        """Keep producers looking for us while we sleep (migrations/0011_demand_until.sql)."""
+        query = queries.demand_renew(self.statements)
+        await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True)
+        self.renewals += 1
 
     async def refill(self) -> None:
         """Producers used half our hand-over slots on some queue: allow as many as we have room; and
@@ -337,23 +357,28 @@ class Claimer:
                 self._grants[queue].asked = False
         if refill.queues:
             self.refills += 1
-        self._claim_if_waiting(refill.waiting)
+        self._claim_or_schedule(refill.next_in)
 
     async def recheck(self) -> None:
-        """Some time into our sleep: if a due job waits queued that nobody told us of, claim it."""
+        """Some time into our sleep: if a due job waits queued that nobody told us of, claim it;
+        if a scheduled one does, set its timer."""
         probe = await self._refill_and_probe(None)
         self.rechecks += 1
-        self._claim_if_waiting(probe.waiting)
+        self._claim_or_schedule(probe.next_in)
 
     async def _refill_and_probe(self, slots: int | None) -> Refill:
         query = queries.queue_refill(self.statements, worker=self.worker_id, slots=slots, queues=self.queues)
         (refill,) = await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True)
         return refill
 
-    def _claim_if_waiting(self, waiting: bool) -> None:
-        if waiting:  # a job no producer told us of: claim it now, not at the poll
+    def _claim_or_schedule(self, next_in: float | None) -> None:
+        if next_in is None:
+            return
+        if next_in <= 0:  # a job no producer told us of: claim it now, not at the poll
             self.found_waiting += 1
             self.waker.wake(grace=False)
+        else:  # an earlier deadline already set wins
+            self.waker.schedule(next_in)
 
     def _gave_slots(self, slots: int, queues: Sequence[str] | None = None) -> None:
         """Count `slots` from now on on `queues` (all of ours by default)."""

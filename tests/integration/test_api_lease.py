@@ -4,11 +4,14 @@ and tokens that no longer hold a job are refused without changing it."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import anyio
+import psycopg
 import pytest
 
 from notifyq import Client, JobStatus, Settings
+from tests.helpers import wait_until
 from tests.integration.api_support import api_client, lease_one
 
 pytestmark = pytest.mark.anyio
@@ -35,6 +38,48 @@ async def test_a_long_poll_lease_returns_soon_after_an_enqueue(settings: Setting
     assert [j["id"] for j in jobs] == [job_id]
     assert jobs[0]["payload"] == {"n": 1}
     assert isinstance(result["elapsed"], float)
+    assert result["elapsed"] < 5
+
+
+async def test_a_long_poll_waiting_past_the_demand_lease_is_still_woken_by_an_insert(
+    settings: Settings, aconn: psycopg.AsyncConnection
+) -> None:
+    """Producers look for waiters only while the demand lease runs (a second from a renewal,
+    migrations/0011): a waiting request renews it, so a plain insert wakes it however long it
+    has waited. (Without a renewal the request would claim the job only at its end, 10 s on.)"""
+
+    async def scalar(query: str) -> Any:
+        row = await (await aconn.execute(query)).fetchone()
+        return None if row is None else row[0]
+
+    async with api_client(settings) as http:
+        result: dict[str, Any] = {}
+
+        async def poll() -> None:
+            started = time.monotonic()
+            response = await http.post("/v1/lease", json={"queues": ["default"], "wait": 10})
+            result["elapsed"] = time.monotonic() - started
+            result["jobs"] = response.json()["jobs"]
+
+        async def armed() -> bool:
+            return bool(await scalar("SELECT count(*) FROM notifyq.queue_waiters WHERE woken_at IS NULL"))
+
+        with anyio.fail_after(15):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(poll)
+                await wait_until(armed)
+                first_end = await scalar("SELECT pg_sequence_last_value('notifyq.demand_until')")
+
+                async def past_it() -> bool:  # the lease its publication gave has run out
+                    return bool(
+                        await scalar(f"SELECT extract(epoch FROM clock_timestamp()) * 1000 > {first_end}")
+                    )
+
+                await wait_until(past_it)
+                cur = await aconn.execute("INSERT INTO notifyq.jobs (task) VALUES ('t') RETURNING id")
+                inserted = await cur.fetchone()
+    assert inserted is not None
+    assert [j["id"] for j in result["jobs"]] == [inserted[0]]
     assert result["elapsed"] < 5
 
 

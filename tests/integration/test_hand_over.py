@@ -15,7 +15,7 @@ import pytest
 from notifyq import Client, Registry, Settings, Worker, queries
 from notifyq.hand_over import RETRY_AFTER, HandOverGate
 from notifyq.models import decode_hand_over
-from tests.helpers import job_status, running_worker, wait_until
+from tests.helpers import hold_demand, job_status, running_worker, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -37,6 +37,7 @@ async def listening(database_url: str, *channels: str) -> AsyncIterator[psycopg.
 
 async def arm(aconn: psycopg.AsyncConnection, queue: str = "a", *, slots: int = 2) -> None:
     """An armed waiter that takes up to `slots` hand-overs, as an idle worker publishes it."""
+    await hold_demand(aconn)
     await aconn.execute(
         "INSERT INTO notifyq.workers (id, host, pid, queues, concurrency, lock_key)"
         " VALUES (%s, 'test', 0, ARRAY[%s], 2, 0) ON CONFLICT DO NOTHING",
@@ -556,6 +557,7 @@ async def test_a_hand_over_arriving_while_the_worker_stops_goes_back_to_the_queu
         worker.stop()  # withdraws its demand, then waits for `hold`
         await wait_until(lambda: _has_slots(aconn, worker.id, []))
         # a producer that saw the worker armed just before: its hand-over arrives during the stop
+        await hold_demand(aconn)
         await aconn.execute(
             "INSERT INTO notifyq.queue_waiters (queue, worker_id, slots, lease, channel)"
             " VALUES ('default', %s, 1, 30, %s)",

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from notifyq import Registry, Settings
-from tests.helpers import add_waiter, job_status, running_worker, wait_until
+from tests.helpers import add_waiter, hold_demand, job_status, running_worker, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -55,6 +55,7 @@ async def test_past_the_fast_path_each_queue_is_still_gated_on_its_own_waiters(
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
         await listener.execute('LISTEN "notifyq:a"')
         await listener.execute('LISTEN "notifyq:b"')
+        await hold_demand(aconn)  # some worker waits somewhere (0011): the trigger looks further
         await aconn.execute(
             "INSERT INTO notifyq.jobs (task, queue, run_at)"
             " VALUES ('t', 'a', now()), ('t', 'b', now() + interval '30 seconds')"
@@ -63,6 +64,74 @@ async def test_past_the_fast_path_each_queue_is_still_gated_on_its_own_waiters(
         await aconn.execute("INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')")
         got = [n.channel async for n in listener.notifies(timeout=0.5)]
     assert got == ["notifyq:b"]
+
+
+async def test_a_waiter_is_notified_only_while_the_demand_lease_runs(
+    database_url: str, aconn: psycopg.AsyncConnection
+) -> None:
+    """Producers look into queue_waiters only while the demand lease (0011) lies ahead: an armed
+    row whose worker stopped renewing it is skipped (the trigger's cheap early return); a renewal
+    brings the notifications back."""
+    insert = "INSERT INTO notifyq.jobs (task, queue) VALUES ('t', 'a')"
+    armed = "SELECT woken_at IS NULL FROM notifyq.queue_waiters"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
+        await listener.execute('LISTEN "notifyq:a"')
+        await add_waiter(aconn, "a")
+        await aconn.execute("SELECT setval('notifyq.demand_until', 0)")  # the lease ran out
+        await aconn.execute(insert)
+        assert await (await aconn.execute(armed)).fetchone() == (True,)  # not stamped: skipped
+        await aconn.execute("SELECT notifyq.renew_demand()")
+        await aconn.execute(insert)
+        assert await (await aconn.execute(armed)).fetchone() == (False,)
+        got = [n.channel async for n in listener.notifies(timeout=0.5)]
+    assert got == ["notifyq:a"]
+
+
+async def test_renew_demand_moves_the_lease_a_second_ahead_only_when_less_than_0_7_s_is_left(
+    aconn: psycopg.AsyncConnection,
+) -> None:
+    now_ms = "extract(epoch FROM clock_timestamp()) * 1000"
+    cur = await aconn.execute(f"SELECT {now_ms}, notifyq.renew_demand(), notifyq.renew_demand(), {now_ms}")
+    row = await cur.fetchone()
+    assert row is not None
+    before, renewed, again, after = row
+    assert before + 999 <= renewed <= after + 1000  # a second ahead, in whole milliseconds
+    assert again is None  # 1 s left: nothing written (a sequence write is WAL-logged)
+
+    async def renews_with(left_ms: int) -> bool:
+        await aconn.execute(f"SELECT setval('notifyq.demand_until', ({now_ms})::bigint + {left_ms})")
+        row = await (await aconn.execute("SELECT notifyq.renew_demand()")).fetchone()
+        return row is not None and row[0] is not None
+
+    assert await renews_with(600)
+    assert not await renews_with(800)
+
+
+async def test_a_worker_asleep_longer_than_the_demand_lease_is_still_notified(
+    settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    """The lease runs a second from a renewal; a sleeping worker renews it every 0.25 s, so
+    producers keep looking for it however long it sleeps."""
+    ran = anyio.Event()
+
+    @registry.task
+    async def woke() -> None:
+        ran.set()
+
+    lease_ahead = (
+        "SELECT pg_sequence_last_value('notifyq.demand_until') > extract(epoch FROM clock_timestamp()) * 1000"
+    )
+    # no rechecks and a 60 s poll: only a notification wakes it
+    async with running_worker(settings, registry, poll_interval=60, recheck_after=0) as worker:
+        await wait_until(lambda: worker.claimer.sleeping)
+        renewals = worker.claimer.renewals
+        arms = worker.claimer.arms
+        await wait_until(lambda: worker.claimer.renewals >= renewals + 6)  # 1.5 s asleep
+        assert worker.claimer.arms == arms  # asleep all along: no arm renewed the lease
+        assert await (await aconn.execute(lease_ahead)).fetchone() == (True,)
+        await aconn.execute("INSERT INTO notifyq.jobs (task) VALUES ('woke')")
+        with anyio.fail_after(10):
+            await ran.wait()
 
 
 async def test_an_idle_worker_publishes_demand_and_withdraws_it_on_stop(
@@ -81,16 +150,88 @@ async def test_an_idle_worker_publishes_demand_and_withdraws_it_on_stop(
     assert await waiting() == []
 
 
-async def test_a_scheduled_insert_carries_the_delay_until_due(
+async def test_a_scheduled_insert_carries_the_delay_until_due_while_some_worker_waits(
     database_url: str, aconn: psycopg.AsyncConnection
 ) -> None:
+    scheduled = "INSERT INTO notifyq.jobs (task, run_at) VALUES ('t', now() + interval '30 seconds')"
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
         await listener.execute('LISTEN "notifyq:default"')
-        await aconn.execute(
-            "INSERT INTO notifyq.jobs (task, run_at) VALUES ('t', now() + interval '30 seconds')"
-        )
-        got = [n async for n in listener.notifies(timeout=2, stop_after=1)]
+        await aconn.execute(scheduled)  # nobody waits: busy workers ask when they go idle
+        await hold_demand(aconn)
+        await aconn.execute(scheduled)
+        got = [n async for n in listener.notifies(timeout=0.5)]
+    assert len(got) == 1
     assert 29 < float(got[0].payload) <= 30
+
+
+async def test_next_run_at_is_the_earliest_queued_run_at_over_priorities_and_queues(
+    aconn: psycopg.AsyncConnection,
+) -> None:
+    """What a worker going idle sets its timer by: one index probe per priority present."""
+
+    async def next_run_in(*queues: str) -> float | None:
+        cur = await aconn.execute(
+            "SELECT extract(epoch FROM notifyq.next_run_at(%s) - now())::float8", (list(queues),)
+        )
+        row = await cur.fetchone()
+        return None if row is None else row[0]
+
+    assert await next_run_in("a", "b") is None
+    await aconn.execute(
+        "INSERT INTO notifyq.jobs (task, queue, priority, run_at, status, attempts, finished_at)"
+        " VALUES ('t', 'a', 0, now() + interval '5 seconds', 'queued', 0, NULL),"
+        " ('t', 'a', 9, now() + interval '50 seconds', 'queued', 0, NULL),"
+        " ('t', 'a', -3, now() + interval '40 seconds', 'queued', 0, NULL),"
+        " ('t', 'a', 0, now() + interval '2 seconds', 'cancelled', 0, now()),"  # not queued
+        " ('t', 'b', 5, now() + interval '3 seconds', 'queued', 0, NULL),"
+        " ('t', 'c', 0, now() - interval '1 second', 'queued', 0, NULL)"
+    )
+    assert await next_run_in("a") == pytest.approx(5, abs=0.01)
+    assert await next_run_in("a", "b") == pytest.approx(3, abs=0.01)
+    assert await next_run_in("b", "c") == pytest.approx(-1, abs=0.01)  # due: claim now
+    assert await next_run_in("d") is None
+
+
+async def test_a_worker_busy_when_a_job_was_scheduled_runs_it_when_due_without_the_poll(
+    database_url: str, settings: Settings, registry: Registry, aconn: psycopg.AsyncConnection
+) -> None:
+    """Nobody waited when the job was scheduled, so its insert notified nobody (0011): the worker
+    reads the earliest run_at itself as it goes idle and sets its timer."""
+    release = anyio.Event()
+    ran = anyio.Event()
+
+    @registry.task
+    async def hold() -> None:
+        await release.wait()
+
+    @registry.task
+    async def later() -> None:
+        ran.set()
+
+    # one runner and no hand-over: while `hold` runs the claimer waits for room, not for jobs, so
+    # it renews no demand; no rechecks and a 60 s poll
+    config = {"concurrency": 1, "hand_over_max_rate": 0, "poll_interval": 60, "recheck_after": 0}
+    async with (
+        await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener,
+        running_worker(settings, registry, **config) as worker,
+    ):
+        await listener.execute('LISTEN "notifyq:default"')
+        await wait_until(lambda: worker.claimer.sleeping)
+        await aconn.execute("INSERT INTO notifyq.jobs (task) VALUES ('hold')")
+        await wait_until(lambda: worker.executor.free == 0)
+        await aconn.execute("SELECT setval('notifyq.demand_until', 0)")  # its lease ran out
+        cur = await aconn.execute(
+            "INSERT INTO notifyq.jobs (task, run_at)"
+            " VALUES ('later', now() + interval '0.5 seconds') RETURNING id"
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        release.set()
+        with anyio.fail_after(10):
+            await ran.wait()
+        await wait_until(lambda: _is(aconn, row[0], "succeeded"))
+        payloads = [n.payload async for n in listener.notifies(timeout=0.2)]
+    assert all(p == "" for p in payloads)  # the hold's wake-up: the scheduled insert sent no delay
 
 
 async def test_a_plain_sql_insert_wakes_an_idle_worker_long_before_the_poll(

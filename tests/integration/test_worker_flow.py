@@ -383,7 +383,7 @@ async def test_a_stop_during_a_statement_lets_it_finish_instead_of_closing_its_c
     caplog.set_level(logging.WARNING, logger="psycopg")
     blocked = (  # the arm (queue_wait's CTE) itself: the refill's probe also writes queue_waiters
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        " AND query LIKE '%%WITH rearmed AS%%' AND pid <> pg_backend_pid()"
+        " AND query LIKE '%%rearmed AS (%%' AND pid <> pg_backend_pid()"
     )
 
     async def arm_blocked() -> bool:
