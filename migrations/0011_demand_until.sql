@@ -2,9 +2,11 @@
 --
 -- Under load no worker waits (busy workers claim without being told), and the trigger learnt
 -- that with two queries on every insert: a probe of queue_waiters and a look for scheduled rows
--- in its transition table. Measured on one server (a DO loop of single-row inserts, the fastest
--- of ten rounds of 5,000): 105 µs an insert without the trigger, 115 with a trigger doing nothing
--- (the plpgsql call, the transition table), 135 with 0010's, 119 with the lease check below alone.
+-- in its transition table. Measured on one server, nobody waiting (docs/benchmarks.md, 2026-12-04
+-- late): a DO loop of single-row inserts, median of ten rounds of 5,000, 95.6 µs an insert
+-- without a trigger, 101.0 with one that does nothing (the plpgsql call, the transition table),
+-- 118.3 with 0010's, 105.8 with this one; pgbench, 8 clients, durable single-row inserts: 0.85 of
+-- the rate without a trigger with 0010's, 0.97 with this one.
 --
 -- Now waiting workers also keep a lease in a sequence, `demand_until` (milliseconds since the
 -- epoch), which the trigger reads with a function call (pg_sequence_last_value: no executor, no

@@ -332,9 +332,11 @@ class Claimer:
         self.waker.mark()  # producers notify us again; the next wake-up starts a new grace
         self._gave_slots(slots)
         self.arms += 1
-        if rows and rows[0] is not None and rows[0] > 0:  # due now: the confirming claim takes it
-            # scheduled: while nobody waited its producer notified nobody (migrations/0011)
-            self.waker.schedule(rows[0])
+        next_in = rows[0] if rows else None
+        if next_in is not None and next_in > 0:
+            # a job scheduled while nobody waited: its producer notified nobody (migrations/0011).
+            # One due now is the confirming claim's.
+            self.waker.schedule(next_in)
 
     async def renew_demand(self) -> None:
         """Keep producers looking for us while we sleep (migrations/0011_demand_until.sql)."""

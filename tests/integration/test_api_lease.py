@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import anyio
+import httpx
 import psycopg
 import pytest
 
@@ -17,20 +18,21 @@ from tests.integration.api_support import api_client, lease_one
 pytestmark = pytest.mark.anyio
 
 
+async def _long_poll(http: httpx.AsyncClient, result: dict[str, Any]) -> None:
+    """A lease request on the default queue waiting up to 10 s: its jobs and how long it took."""
+    started = time.monotonic()
+    response = await http.post("/v1/lease", json={"queues": ["default"], "wait": 10})
+    result["elapsed"] = time.monotonic() - started
+    result["jobs"] = response.json()["jobs"]
+
+
 async def test_a_long_poll_lease_returns_soon_after_an_enqueue(settings: Settings, client: Client) -> None:
     """wait=10 s, a job enqueued while waiting: the lease returns well before the long-poll ends."""
     async with api_client(settings) as http:
-        result: dict[str, object] = {}
-
-        async def poll() -> None:
-            started = time.monotonic()
-            response = await http.post("/v1/lease", json={"queues": ["default"], "wait": 10})
-            result["elapsed"] = time.monotonic() - started
-            result["jobs"] = response.json()["jobs"]
-
+        result: dict[str, Any] = {}
         with anyio.fail_after(15):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(poll)
+                tg.start_soon(_long_poll, http, result)
                 await anyio.sleep(0.3)  # let the request publish its demand and sleep
                 job_id = await client.enqueue("t", {"n": 1})
     jobs = result["jobs"]
@@ -55,18 +57,12 @@ async def test_a_long_poll_waiting_past_the_demand_lease_is_still_woken_by_an_in
     async with api_client(settings) as http:
         result: dict[str, Any] = {}
 
-        async def poll() -> None:
-            started = time.monotonic()
-            response = await http.post("/v1/lease", json={"queues": ["default"], "wait": 10})
-            result["elapsed"] = time.monotonic() - started
-            result["jobs"] = response.json()["jobs"]
-
         async def armed() -> bool:
             return bool(await scalar("SELECT count(*) FROM notifyq.queue_waiters WHERE woken_at IS NULL"))
 
         with anyio.fail_after(15):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(poll)
+                tg.start_soon(_long_poll, http, result)
                 await wait_until(armed)
                 first_end = await scalar("SELECT pg_sequence_last_value('notifyq.demand_until')")
 

@@ -95,7 +95,7 @@ async def test_renew_demand_moves_the_lease_a_second_ahead_only_when_less_than_0
     row = await cur.fetchone()
     assert row is not None
     before, renewed, again, after = row
-    assert before + 999 <= renewed <= after + 1000  # a second ahead, in whole milliseconds
+    assert before + 999 <= renewed <= after + 1001  # a second ahead, in whole milliseconds (rounded)
     assert again is None  # 1 s left: nothing written (a sequence write is WAL-logged)
 
     async def renews_with(left_ms: int) -> bool:
