@@ -38,10 +38,14 @@
 -- after the migration, and their jobs come by their rechecks and the poll (poll_interval) until
 -- they are upgraded.
 
+-- Roles: every producer's insert reads the sequence and every waiting worker writes it, so that
+-- nobody's role needs a new grant, reading is granted to PUBLIC (a time is all it holds) and
+-- renewing runs as the owner (SECURITY DEFINER; EXECUTE is PUBLIC's by default).
 CREATE SEQUENCE {schema}.demand_until AS bigint MINVALUE 0 START 0 NO CYCLE;
+GRANT SELECT ON SEQUENCE {schema}.demand_until TO PUBLIC;
 
 CREATE FUNCTION {schema}.renew_demand() RETURNS bigint
-LANGUAGE sql AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT setval('{schema}.demand_until',
                   (extract(epoch FROM clock_timestamp()) * 1000)::bigint + 1000)  -- the lease
     WHERE coalesce(pg_sequence_last_value('{schema}.demand_until'), 0)

@@ -254,6 +254,8 @@ class Claimer:
             until = min(give_up, recheck_at, renew_at)
             wake = await self.waker.wait(until - anyio.current_time(), refills=True)
             if wake is Wake.REFILL:
+                # no renewal while we wait for room: producers may skip us meanwhile (we could take
+                # nothing), and the refill's probe then finds what queued
                 await self.executor.wait_for_capacity()
                 await self._db_step(self.refill, "refilling hand-over slots")
             elif wake is not Wake.POLL or until == give_up:

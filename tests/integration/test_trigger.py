@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import anyio
 import psycopg
 import pytest
@@ -278,3 +280,26 @@ async def test_a_scheduled_job_runs_when_due_without_waiting_for_the_poll(
 
 async def _is(aconn: psycopg.AsyncConnection, job_id: int, status: str) -> bool:
     return await job_status(aconn, job_id) == status
+
+
+async def test_the_demand_lease_needs_no_grant_of_its_own(aconn: psycopg.AsyncConnection) -> None:
+    """A producer's role with INSERT alone still inserts (every insert reads the lease), and a
+    role without rights on the sequence still renews it (renew_demand runs as its owner)."""
+    role = f"notifyq_producer_{uuid.uuid4().hex[:12]}"
+    await aconn.execute(f"CREATE ROLE {role} NOLOGIN")
+    try:
+        await aconn.execute(f"GRANT USAGE ON SCHEMA notifyq TO {role}")
+        await aconn.execute(f"GRANT INSERT ON notifyq.jobs TO {role}")
+        await aconn.execute("SELECT setval('notifyq.demand_until', 0)")  # nobody waits: the cheap path
+        await aconn.execute(f"SET ROLE {role}")
+        await aconn.execute("INSERT INTO notifyq.jobs (task) VALUES ('t')")
+        renewed = await (await aconn.execute("SELECT notifyq.renew_demand()")).fetchone()
+        await aconn.execute("RESET ROLE")
+        assert renewed is not None
+        assert renewed[0] is not None
+        count = await (await aconn.execute("SELECT count(*) FROM notifyq.jobs")).fetchone()
+        assert count == (1,)
+    finally:
+        await aconn.execute("RESET ROLE")
+        await aconn.execute(f"DROP OWNED BY {role}")
+        await aconn.execute(f"DROP ROLE {role}")
