@@ -62,6 +62,11 @@ async def hold_demand(conn: psycopg.AsyncConnection[Any], seconds: float = 3600)
     )
 
 
+async def expire_demand(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Let the demand lease run out, as when no worker has waited for a second (migrations/0011)."""
+    await conn.execute("SELECT setval('notifyq.demand_until', 0)")
+
+
 async def add_waiter(conn: psycopg.AsyncConnection[Any], *queues: str) -> None:
     """Publish demand on `queues` as an idle worker would, so inserts notify them."""
     await hold_demand(conn)

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from notifyq import Registry, Settings
-from tests.helpers import add_waiter, hold_demand, job_status, running_worker, wait_until
+from tests.helpers import add_waiter, expire_demand, hold_demand, job_status, running_worker, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -79,7 +79,7 @@ async def test_a_waiter_is_notified_only_while_the_demand_lease_runs(
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as listener:
         await listener.execute('LISTEN "notifyq:a"')
         await add_waiter(aconn, "a")
-        await aconn.execute("SELECT setval('notifyq.demand_until', 0)")  # the lease ran out
+        await expire_demand(aconn)  # the lease ran out
         await aconn.execute(insert)
         assert await (await aconn.execute(armed)).fetchone() == (True,)  # not stamped: skipped
         await aconn.execute("SELECT notifyq.renew_demand()")
@@ -221,7 +221,7 @@ async def test_a_worker_busy_when_a_job_was_scheduled_runs_it_when_due_without_t
         await wait_until(lambda: worker.claimer.sleeping)
         await aconn.execute("INSERT INTO notifyq.jobs (task) VALUES ('hold')")
         await wait_until(lambda: worker.executor.free == 0)
-        await aconn.execute("SELECT setval('notifyq.demand_until', 0)")  # its lease ran out
+        await expire_demand(aconn)  # its lease ran out
         cur = await aconn.execute(
             "INSERT INTO notifyq.jobs (task, run_at)"
             " VALUES ('later', now() + interval '1 second') RETURNING id"
@@ -290,7 +290,7 @@ async def test_the_demand_lease_needs_no_grant_of_its_own(aconn: psycopg.AsyncCo
     try:
         await aconn.execute(f"GRANT USAGE ON SCHEMA notifyq TO {role}")
         await aconn.execute(f"GRANT INSERT ON notifyq.jobs TO {role}")
-        await aconn.execute("SELECT setval('notifyq.demand_until', 0)")  # nobody waits: the cheap path
+        await expire_demand(aconn)  # nobody waits: the cheap path
         await aconn.execute(f"SET ROLE {role}")
         await aconn.execute("INSERT INTO notifyq.jobs (task) VALUES ('t')")
         renewed = await (await aconn.execute("SELECT notifyq.renew_demand()")).fetchone()
