@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import psycopg
@@ -101,8 +102,13 @@ async def test_renew_demand_moves_the_lease_a_second_ahead_only_when_less_than_0
     assert again is None  # 1 s left: nothing written (a sequence write is WAL-logged)
 
     async def renews_with(left_ms: int) -> bool:
-        await aconn.execute(f"SELECT setval('notifyq.demand_until', ({now_ms})::bigint + {left_ms})")
-        row = await (await aconn.execute("SELECT notifyq.renew_demand()")).fetchone()
+        # one statement: the lease set and the renewal microseconds apart, however slow the machine
+        cur = await aconn.execute(
+            "WITH lease AS MATERIALIZED ("
+            f" SELECT setval('notifyq.demand_until', ({now_ms})::bigint + {left_ms})"
+            ") SELECT notifyq.renew_demand() FROM lease"
+        )
+        row = await cur.fetchone()
         return row is not None and row[0] is not None
 
     assert await renews_with(600)
@@ -170,28 +176,33 @@ async def test_next_run_at_is_the_earliest_queued_run_at_over_priorities_and_que
     aconn: psycopg.AsyncConnection,
 ) -> None:
     """What a worker going idle sets its timer by: one index probe per priority present."""
+    later = datetime(2100, 1, 1, tzinfo=UTC)  # fixed times: the answer does not move with the clock
+    due = datetime(2000, 1, 1, tzinfo=UTC)
 
-    async def next_run_in(*queues: str) -> float | None:
-        cur = await aconn.execute(
-            "SELECT extract(epoch FROM notifyq.next_run_at(%s) - now())::float8", (list(queues),)
-        )
+    async def next_run_at(*queues: str) -> datetime | None:
+        cur = await aconn.execute("SELECT notifyq.next_run_at(%s)", (list(queues),))
         row = await cur.fetchone()
         return None if row is None else row[0]
 
-    assert await next_run_in("a", "b") is None
-    await aconn.execute(
-        "INSERT INTO notifyq.jobs (task, queue, priority, run_at, status, attempts, finished_at)"
-        " VALUES ('t', 'a', 0, now() + interval '5 seconds', 'queued', 0, NULL),"
-        " ('t', 'a', 9, now() + interval '50 seconds', 'queued', 0, NULL),"
-        " ('t', 'a', -3, now() + interval '40 seconds', 'queued', 0, NULL),"
-        " ('t', 'a', 0, now() + interval '2 seconds', 'cancelled', 0, now()),"  # not queued
-        " ('t', 'b', 5, now() + interval '3 seconds', 'queued', 0, NULL),"
-        " ('t', 'c', 0, now() - interval '1 second', 'queued', 0, NULL)"
-    )
-    assert await next_run_in("a") == pytest.approx(5, abs=0.01)
-    assert await next_run_in("a", "b") == pytest.approx(3, abs=0.01)
-    assert await next_run_in("b", "c") == pytest.approx(-1, abs=0.01)  # due: claim now
-    assert await next_run_in("d") is None
+    assert await next_run_at("a", "b") is None
+    rows = [
+        ("a", 0, later + timedelta(seconds=5), "queued"),
+        ("a", 9, later + timedelta(seconds=50), "queued"),
+        ("a", -3, later + timedelta(seconds=40), "queued"),
+        ("a", 0, later + timedelta(seconds=2), "cancelled"),  # not queued
+        ("b", 5, later + timedelta(seconds=3), "queued"),
+        ("c", 0, due, "queued"),
+    ]
+    for queue, priority, run_at, status in rows:
+        await aconn.execute(
+            "INSERT INTO notifyq.jobs (task, queue, priority, run_at, status, finished_at)"
+            " VALUES ('t', %s, %s, %s, %s, CASE WHEN %s = 'queued' THEN NULL ELSE now() END)",
+            (queue, priority, run_at, status, status),
+        )
+    assert await next_run_at("a") == later + timedelta(seconds=5)
+    assert await next_run_at("a", "b") == later + timedelta(seconds=3)
+    assert await next_run_at("b", "c") == due  # in the past: the worker claims now
+    assert await next_run_at("d") is None
 
 
 async def test_a_worker_busy_when_a_job_was_scheduled_runs_it_when_due_without_the_poll(
