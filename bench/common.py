@@ -62,9 +62,10 @@ def wait(predicate: Callable[[], bool], seconds: float, what: str) -> None:
 
 @contextmanager
 def workers(
-    url: str, count: int, *args: str, env: dict[str, str] | None = None
+    url: str, count: int, *args: str, env: dict[str, str] | None = None, queue: str = QUEUE
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` notifyq-worker processes on the bench queue, started and listening before the block."""
+    """`count` notifyq-worker processes on `queue`, started and listening before the block; other
+    workers may run beside them (each block waits for and deregisters its own)."""
     env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT), **(env or {})}
     cmd = [
         sys.executable,
@@ -72,20 +73,23 @@ def workers(
         "notifyq.cli.worker",
         "bench.tasks",
         "--queues",
-        QUEUE,
+        queue,
         "--log-level",
         "WARNING",
     ]
     procs = [subprocess.Popen([*cmd, *args], env=env, cwd=ROOT) for _ in range(count)]
+    pids = [proc.pid for proc in procs]
+    registered = "SELECT count(*) FROM notifyq.workers WHERE pid = ANY(%s)"
     try:
-        wait(lambda: scalar(url, "SELECT count(*) FROM notifyq.workers") == count, 30, "workers to register")
+        wait(lambda: scalar(url, registered, (pids,)) == count, 30, "workers to register")
         yield procs
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
-        execute(url, "DELETE FROM notifyq.workers")
+        with psycopg.connect(url, autocommit=True) as conn:  # any a killed worker left behind
+            conn.execute("DELETE FROM notifyq.workers WHERE pid = ANY(%s)", (pids,))
 
 
 def done_count(url: str) -> int:

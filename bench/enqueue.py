@@ -5,19 +5,22 @@ lock), with a worker running; and bulk enqueue_many.
 The baseline of the target is the same worker with notifications off: the trigger disabled, the
 worker polling every 100 ms instead of listening, everything else alike (it claims the same
 batches and lingers the same while jobs stream in), so both runs do the same work on the same two
-cores and the ratio is what notifying costs. A second baseline, informational, leaves the worker
-idle (its poll is longer than the measurement): the producers then have the machine to themselves,
-so that ratio also counts the cost of running the jobs.
+cores and the ratio is what notifying costs. A second baseline, informational, has no worker on
+its queue: the producers then have the machine to themselves, so that ratio also counts the cost
+of running the jobs.
 
-In each round the modes of one producer count run back to back, seconds apart, the first of them
-alternating by round, and each run starts from a checkpoint (so none pays for another's writes).
-A ratio is the median of each round's own: on a shared machine one round's rates can move by a
-fifth, and the ratio of two best-of rates compares each with its luckiest round (it is reported
-too).
+Both workers run through the whole scenario, each on a queue of its own, so a run starts seconds
+after the one before instead of waiting for a worker to start: each mode's producers enqueue to
+its queue, and the worker of the other waits meanwhile (the listening one asleep, renewing its
+demand lease four times a second; the polling one claiming nothing ten times a second). In each
+round the modes of one producer count run back to back, the first of them alternating by round,
+and each run starts from a checkpoint (so none pays for another's writes). A ratio is the median
+of each round's own: on a shared machine one round's rates can move by a fifth, and the ratio of
+two best-of rates compares each with its luckiest round (it is reported too).
 
-Exactly once: the worker runs every job of every run before the next (the idle one is woken for
-it), and the bulk-enqueued jobs too, by a worker started after the measurement; each run's jobs
-must all have succeeded, on their first attempt.
+Exactly once: every job of a run has run before the next run starts (the jobs of the run without
+a worker are moved to the polling worker's queue), and the bulk-enqueued jobs too, by a worker
+started after the measurement; each run's jobs must all have succeeded, on their first attempt.
 """
 
 from __future__ import annotations
@@ -29,12 +32,12 @@ from typing import Any
 import anyio
 
 from bench.common import QUEUE, done_count, exactly_once, execute, log, reset, settle, wait, workers
-from notifyq import Client, JobSpec, Settings, SyncClient, names
+from notifyq import Client, JobSpec, Settings, SyncClient
 
 BULK_BATCH = 10_000
 
 
-async def single_job_rate(url: str, producers: int, seconds: float) -> tuple[float, int]:
+async def single_job_rate(url: str, producers: int, seconds: float, queue: str = QUEUE) -> tuple[float, int]:
     settings = Settings(database_url=url, pool_min_size=producers, pool_max_size=producers)
     count = 0
     async with Client(settings) as client:
@@ -43,7 +46,7 @@ async def single_job_rate(url: str, producers: int, seconds: float) -> tuple[flo
         async def producer() -> None:
             nonlocal count
             while anyio.current_time() < deadline:
-                await client.enqueue("noop", {"sent_at": time.time()}, queue=QUEUE)
+                await client.enqueue("noop", {"sent_at": time.time()}, queue=queue)
                 count += 1
 
         start = anyio.current_time()
@@ -66,24 +69,28 @@ def bulk_rate(url: str, jobs: int) -> tuple[float, int]:
 
 
 SAME_WORKER = "no notify, same worker polling 100 ms"
+IDLE = "no notify, no worker"
+POLL_QUEUE = f"{QUEUE}-poll"
 MODES = {
-    # mode: (trigger on, worker arguments)
-    "notify": (True, ()),
-    SAME_WORKER: (False, ("--no-listen", "--poll-interval", "0.1")),
-    # a poll longer than the measurement: the worker really stays idle until the catch-up
-    "no notify, idle worker": (False, ("--poll-interval", "600")),
+    # mode: (trigger on, the queue its producers enqueue to)
+    "notify": (True, QUEUE),  # the listening worker's
+    SAME_WORKER: (False, POLL_QUEUE),  # the polling worker's
+    IDLE: (False, f"{QUEUE}-idle"),  # nobody's until the run ends, then the polling worker's
 }
+LISTENING = ("--concurrency", "100")
+POLLING = ("--concurrency", "100", "--no-listen", "--poll-interval", "0.1")
 
 
 def run(url: str, *, seconds: float, bulk_jobs: int, rounds: int) -> dict[str, Any]:
     rates: dict[str, list[float]] = {}
     once: list[bool] = []
-    for round_no in range(rounds):
-        for producers, mode in run_order(round_no):
-            log(f"enqueue: {producers} producers, {mode} (round {round_no + 1}/{rounds})")
-            rate, ran_once = _single_job_run(url, mode, producers, seconds)
-            rates.setdefault(f"{producers} producers, {mode}", []).append(rate)
-            once.append(ran_once)
+    with workers(url, 1, *LISTENING), workers(url, 1, *POLLING, queue=POLL_QUEUE):
+        for round_no in range(rounds):
+            for producers, mode in run_order(round_no):
+                log(f"enqueue: {producers} producers, {mode} (round {round_no + 1}/{rounds})")
+                rate, ran_once = _single_job_run(url, mode, producers, seconds)
+                rates.setdefault(f"{producers} producers, {mode}", []).append(rate)
+                once.append(ran_once)
     execute(url, "ALTER TABLE notifyq.jobs ENABLE TRIGGER jobs_notify")
     reset(url)
     settle(url)
@@ -105,18 +112,17 @@ def run_order(round_no: int) -> list[tuple[int, str]]:
 
 
 def _single_job_run(url: str, mode: str, producers: int, seconds: float) -> tuple[float, bool]:
-    """One mode's run: its trigger setting and worker, a checkpoint, `seconds` of single-job
-    enqueues; then every job must run exactly once. Returns (jobs/s, exactly once)."""
-    notify, args = MODES[mode]
+    """One mode's run: its trigger setting, a checkpoint, `seconds` of single-job enqueues to its
+    queue; then every job must run exactly once. Returns (jobs/s, exactly once)."""
+    notify, queue = MODES[mode]
     execute(url, f"ALTER TABLE notifyq.jobs {'ENABLE' if notify else 'DISABLE'} TRIGGER jobs_notify")
-    with workers(url, 1, "--concurrency", "100", *args):
-        reset(url)
-        settle(url)
-        rate, count = anyio.run(single_job_rate, url, producers, seconds)
-        # let the worker finish before the reset; the idle one is told to by hand
-        execute(url, f"SELECT pg_notify('{names.queue_channel('notifyq', QUEUE)}', '')")
-        wait(lambda: done_count(url) >= count, 120, "the workers to catch up")
-        return rate, exactly_once(url, count)
+    reset(url)
+    settle(url)
+    rate, count = anyio.run(single_job_rate, url, producers, seconds, queue)
+    if mode == IDLE:  # its jobs go to a worker only now, so its producers ran alone
+        execute(url, f"UPDATE notifyq.jobs SET queue = '{POLL_QUEUE}' WHERE queue = '{queue}'")
+    wait(lambda: done_count(url) >= count, 120, "the workers to catch up")
+    return rate, exactly_once(url, count)
 
 
 def summarize(rates: dict[str, list[float]]) -> dict[str, Any]:
