@@ -19,7 +19,7 @@ import psycopg
 
 from notifyq.client import Client
 from notifyq.models import ClaimedJob
-from notifyq.worker.claimer import DEMAND_RENEW_EVERY
+from notifyq.worker.claimer import DEMAND_RENEW_EVERY, DEMAND_SURE_FOR
 from notifyq.worker.waker import Waker
 
 log = logging.getLogger("notifyq.api.leasing")
@@ -50,7 +50,8 @@ class LeaseBroker:
         self.worker_id = worker_id
         self.listened = frozenset(listened)
         self.waker = BroadcastWaker()
-        self._renewed_at = -math.inf
+        self._renewed_at = -math.inf  # when the last renewal was sent (anyio's clock)
+        self._published_at = -math.inf  # the last publication or renewal, whichever came later
 
     async def lease(
         self, queues: Sequence[str], *, limit: int, lease_seconds: float, wait: float
@@ -66,7 +67,9 @@ class LeaseBroker:
             if jobs or remaining <= 0:
                 return holder, jobs
             if demand:
+                published = anyio.current_time()
                 await self.client.publish_demand(demand, worker_id=self.worker_id)
+                self._published_at = max(self._published_at, published)
                 jobs = await self.client.lease(
                     queues, limit=limit, lease_seconds=lease_seconds, holder=holder
                 )
@@ -77,15 +80,25 @@ class LeaseBroker:
 
     async def _wait(self, event: anyio.Event, seconds: float, *, renew: bool) -> None:
         """Wait for `event` at most `seconds`; with demand published, renew its lease meanwhile
-        (one renewal every DEMAND_RENEW_EVERY for all the requests waiting)."""
+        (one renewal every DEMAND_RENEW_EVERY for all the requests waiting), and return to claim
+        again when a renewal came too late to be sure the lease had not run out (as the worker's
+        claimer rechecks then: notifyq/worker/claimer.py, DEMAND_SURE_FOR)."""
         deadline = anyio.current_time() + seconds
         while (left := deadline - anyio.current_time()) > 0:
             with anyio.move_on_after(min(left, DEMAND_RENEW_EVERY) if renew else left):
                 await event.wait()
                 return
-            if renew and anyio.current_time() >= self._renewed_at + DEMAND_RENEW_EVERY:
-                self._renewed_at = anyio.current_time()
-                try:
-                    await self.client.renew_demand()
-                except psycopg.Error as exc:  # producers may skip us for a moment: we claim at the end
-                    log.warning("renewing the demand lease failed (%s)", exc)
+            due = renew and anyio.current_time() >= self._renewed_at + DEMAND_RENEW_EVERY
+            if due and await self._renew():
+                return
+
+    async def _renew(self) -> bool:
+        """Renew the demand lease; True if it may have run out since the last renewal."""
+        self._renewed_at = sent = anyio.current_time()
+        try:
+            await self.client.renew_demand()
+        except psycopg.Error as exc:  # producers may skip us for a moment: we claim at the end
+            log.warning("renewing the demand lease failed (%s)", exc)
+            return False
+        gap, self._published_at = anyio.current_time() - self._published_at, max(self._published_at, sent)
+        return gap > DEMAND_SURE_FOR

@@ -92,6 +92,10 @@ HAND_OVER_SLOTS = 10
 # renewal, renewed when less than 0.7 s is left: migrations/0011_demand_until.sql): a sleeping
 # worker renews it this often, so it never runs out while the worker sleeps
 DEMAND_RENEW_EVERY = 0.25
+# and an arm or a renewal leaves it at least this long to run (the renewal threshold): a worker that
+# stalled longer (a blocked event loop, a starved process) may have let it run out, and producers
+# that committed meanwhile told nobody, so the renewal that ends such a gap is followed by a recheck
+DEMAND_SURE_FOR = 0.7
 
 
 @dataclass(slots=True)
@@ -181,6 +185,8 @@ class Claimer:
         self.found_waiting = 0  # refills and rechecks that found a job queued nobody told us of
         self.rechecks = 0
         self.renewals = 0  # demand_renew statements sent while sleeping
+        self.lapses = 0  # renewals that came too late to be sure the lease had not run out
+        self._demand_sent_at = -math.inf  # when the last arm or renewal was sent (anyio's clock)
         self._grants: dict[str, _Grant] = {}
         # run between claims when asked (the listener reconnected): finds lost hand-overs
         self.recover = recover
@@ -330,7 +336,9 @@ class Claimer:
             lease=self.lease if channel else None, channel=channel,
         )  # fmt: skip
         # shielded, as the refill below: a stop mid-statement would cost the pool its connection
+        sent = anyio.current_time()
         rows = await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True)
+        self._demand_sent_at = sent
         self.waker.mark()  # producers notify us again; the next wake-up starts a new grace
         self._gave_slots(slots)
         self.arms += 1
@@ -341,10 +349,17 @@ class Claimer:
             self.waker.schedule(next_in)
 
     async def renew_demand(self) -> None:
-        """Keep producers looking for us while we sleep (migrations/0011_demand_until.sql)."""
+        """Keep producers looking for us while we sleep (migrations/0011_demand_until.sql); after
+        a gap longer than DEMAND_SURE_FOR since the last arm or renewal, recheck."""
         query = queries.demand_renew(self.statements)
+        sent = anyio.current_time()
         await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True)
         self.renewals += 1
+        gap, self._demand_sent_at = anyio.current_time() - self._demand_sent_at, sent
+        if gap > DEMAND_SURE_FOR:
+            self.lapses += 1
+            log.info("the demand lease may have run out (%.2fs since it was last renewed): rechecking", gap)
+            await self.recheck()
 
     async def refill(self) -> None:
         """Producers used half our hand-over slots on some queue: allow as many as we have room; and

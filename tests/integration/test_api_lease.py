@@ -79,6 +79,38 @@ async def test_a_long_poll_waiting_past_the_demand_lease_is_still_woken_by_an_in
     assert result["elapsed"] < 5
 
 
+async def test_a_long_poll_that_stalled_past_the_demand_lease_claims_again_when_it_renews(
+    settings: Settings, aconn: psycopg.AsyncConnection, database_url: str
+) -> None:
+    """The API's event loop stalls past the lease, and a producer meanwhile notifies nobody: the
+    renewal after the stall comes too late to be sure of the lease, so the request claims again
+    and returns the job, not at the end of its 10 s."""
+    async with api_client(settings) as http:
+        result: dict[str, Any] = {}
+
+        async def armed() -> bool:
+            cur = await aconn.execute("SELECT count(*) FROM notifyq.queue_waiters WHERE woken_at IS NULL")
+            row = await cur.fetchone()
+            return row is not None and row[0] > 0
+
+        with anyio.fail_after(15):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_long_poll, http, result)
+                await wait_until(armed)
+                time.sleep(1.5)  # noqa: ASYNC251 - the stall, blocking on purpose
+                with psycopg.connect(database_url, autocommit=True) as producer:
+                    insert = "INSERT INTO notifyq.jobs (task) VALUES ('t') RETURNING id"
+                    inserted = producer.execute(insert).fetchone()
+                    lapsed = producer.execute(
+                        "SELECT pg_sequence_last_value('notifyq.demand_until')"
+                        " < extract(epoch FROM clock_timestamp()) * 1000"
+                    ).fetchone()
+    assert lapsed == (True,)  # so the insert notified nobody
+    assert inserted is not None
+    assert [j["id"] for j in result["jobs"]] == [inserted[0]]
+    assert result["elapsed"] < 5
+
+
 async def test_an_empty_lease_without_wait_returns_no_jobs(settings: Settings) -> None:
     async with api_client(settings) as http:
         response = await http.post("/v1/lease", json={"queues": ["default"]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -140,6 +141,36 @@ async def test_a_worker_asleep_longer_than_the_demand_lease_is_still_notified(
         await aconn.execute("INSERT INTO notifyq.jobs (task) VALUES ('woke')")
         with anyio.fail_after(10):
             await ran.wait()
+
+
+async def test_a_worker_that_stalled_past_its_demand_lease_rechecks_when_it_renews(
+    settings: Settings, registry: Registry, database_url: str
+) -> None:
+    """A stalled worker cannot renew: the lease runs out and a producer meanwhile notifies nobody.
+    The renewal that ends the stall comes too late to be sure of the lease, so a recheck follows
+    and claims the job, instead of the poll (a minute here) or the next recheck."""
+    ran = anyio.Event()
+
+    @registry.task
+    async def unannounced() -> None:
+        ran.set()
+
+    async with running_worker(settings, registry, poll_interval=60, recheck_after=0) as worker:
+        await wait_until(lambda: worker.claimer.sleeping)
+        renewals = worker.claimer.renewals
+        await wait_until(lambda: worker.claimer.renewals > renewals)  # the lease runs a second from now
+        # the event loop stalls (blocking calls on purpose) past the lease; a producer commits
+        time.sleep(1.5)  # noqa: ASYNC251 - the stall, blocking on purpose
+        with psycopg.connect(database_url, autocommit=True) as producer:
+            producer.execute("INSERT INTO notifyq.jobs (task) VALUES ('unannounced')")
+            lapsed = producer.execute(
+                "SELECT pg_sequence_last_value('notifyq.demand_until')"
+                " < extract(epoch FROM clock_timestamp()) * 1000"
+            ).fetchone()
+        assert lapsed == (True,)  # so the trigger notified nobody
+        with anyio.fail_after(10):
+            await ran.wait()
+        assert worker.claimer.lapses >= 1
 
 
 async def test_an_idle_worker_publishes_demand_and_withdraws_it_on_stop(
