@@ -8,6 +8,12 @@
 -- MATERIALIZED keeps the planner from joining the locked subquery into the UPDATE and locking more
 -- rows than it claims. With several queues up to limit x queues rows are locked for the instant of
 -- this statement; only `limit` are claimed, and the rest are free again when it commits.
+-- The UPDATE finds the picked rows by primary key, `id = ANY (ARRAY(...))`: joined to the CTE
+-- instead, it was planned as a hash join over a sequential scan of the whole table whenever the
+-- table held a few thousand rows (the planner counts on `limit` rows picked, not the few a claim
+-- usually finds): measured in the bench's enqueue runs after its drain, ~1,000 whole-table scans
+-- in 5 s, every claim reading ~3,000 rows (docs/benchmarks.md, 2026-12-04, before midnight). An
+-- index scan of `id = ANY` returns rows in id order: the claimed rows are sorted again at the end.
 WITH picked AS MATERIALIZED (
     SELECT c.id
     FROM unnest(%(queues)s::text[]) AS q (name)
@@ -21,17 +27,18 @@ WITH picked AS MATERIALIZED (
     ) c
     ORDER BY c.priority DESC, c.run_at, c.id
     LIMIT %(limit)s
+), claimed AS (
+    UPDATE {schema}.jobs j
+    SET status = 'running',
+        attempts = j.attempts + 1,
+        lease_holder = %(worker)s,
+        lease_expires_at = now() + make_interval(secs => %(lease)s),
+        started_at = now()
+    WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
+    RETURNING j.id, j.queue, j.task, j.payload::text AS payload, j.attempts, j.max_attempts,
+              j.priority, j.run_at, j.created_at, j.lease_expires_at
 )
-UPDATE {schema}.jobs j
-SET status = 'running',
-    attempts = j.attempts + 1,
-    lease_holder = %(worker)s,
-    lease_expires_at = now() + make_interval(secs => %(lease)s),
-    started_at = now()
-FROM picked
-WHERE j.id = picked.id
-RETURNING j.id, j.queue, j.task, j.payload::text AS payload, j.attempts, j.max_attempts,
-          j.priority, j.run_at, j.created_at, j.lease_expires_at;
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
 
 -- name: job_claim_batch_one
 -- The claim of a worker on one queue (the usual case): the same rows in the same order as
@@ -45,17 +52,18 @@ WITH picked AS MATERIALIZED (
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE {schema}.jobs j
+    SET status = 'running',
+        attempts = j.attempts + 1,
+        lease_holder = %(worker)s,
+        lease_expires_at = now() + make_interval(secs => %(lease)s),
+        started_at = now()
+    WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
+    RETURNING j.id, j.queue, j.task, j.payload::text AS payload, j.attempts, j.max_attempts,
+              j.priority, j.run_at, j.created_at, j.lease_expires_at
 )
-UPDATE {schema}.jobs j
-SET status = 'running',
-    attempts = j.attempts + 1,
-    lease_holder = %(worker)s,
-    lease_expires_at = now() + make_interval(secs => %(lease)s),
-    started_at = now()
-FROM picked
-WHERE j.id = picked.id
-RETURNING j.id, j.queue, j.task, j.payload::text AS payload, j.attempts, j.max_attempts,
-          j.priority, j.run_at, j.created_at, j.lease_expires_at;
+SELECT * FROM claimed ORDER BY priority DESC, run_at, id;
 
 -- name: job_finish_many
 -- Writes a batch of outcomes. Requeued jobs due now (retry without delay, release on shutdown)
