@@ -8,12 +8,10 @@
 -- MATERIALIZED keeps the planner from joining the locked subquery into the UPDATE and locking more
 -- rows than it claims. With several queues up to limit x queues rows are locked for the instant of
 -- this statement; only `limit` are claimed, and the rest are free again when it commits.
--- The UPDATE finds the picked rows by primary key, `id = ANY (ARRAY(...))`: joined to the CTE
--- instead, it was planned as a hash join over a sequential scan of the whole table whenever the
--- table held a few thousand rows (the planner counts on `limit` rows picked, not the few a claim
--- usually finds): measured in the bench's enqueue runs after its drain, ~1,000 whole-table scans
--- in 5 s, every claim reading ~3,000 rows (docs/benchmarks.md, 2026-12-04, before midnight). An
--- index scan of `id = ANY` returns rows in id order: the claimed rows are sorted again at the end.
+-- The claimed rows are sorted at the end (the join need not keep the CTE's order): the executor
+-- starts them, and HTTP workers get them, best first. How the planner joins them is not settled
+-- (docs/benchmarks.md, 2026-12-04, before midnight: on a table of a few thousand analyzed rows it
+-- hash-joins over a scan of the whole table; the forms tried instead go wrong on an empty one).
 WITH picked AS MATERIALIZED (
     SELECT c.id
     FROM unnest(%(queues)s::text[]) AS q (name)
@@ -34,7 +32,8 @@ WITH picked AS MATERIALIZED (
         lease_holder = %(worker)s,
         lease_expires_at = now() + make_interval(secs => %(lease)s),
         started_at = now()
-    WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
+    FROM picked
+    WHERE j.id = picked.id
     RETURNING j.id, j.queue, j.task, j.payload::text AS payload, j.attempts, j.max_attempts,
               j.priority, j.run_at, j.created_at, j.lease_expires_at
 )
@@ -59,7 +58,8 @@ WITH picked AS MATERIALIZED (
         lease_holder = %(worker)s,
         lease_expires_at = now() + make_interval(secs => %(lease)s),
         started_at = now()
-    WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
+    FROM picked
+    WHERE j.id = picked.id
     RETURNING j.id, j.queue, j.task, j.payload::text AS payload, j.attempts, j.max_attempts,
               j.priority, j.run_at, j.created_at, j.lease_expires_at
 )
