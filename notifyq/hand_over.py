@@ -7,8 +7,9 @@ against 0.28-0.33, 384 WAL bytes against 661). When no worker waits, the common 
 (pgbench, 8 clients, durable commits: 14-33 % fewer inserts a second). So after an insert that
 handed nothing over, a client sends plain inserts to that queue for RETRY_AFTER, then tries again
 with one insert: the others it sends meanwhile go plain until that one's answer is back. (Every
-producer that found the gate open used to try: eight concurrent producers on a busy queue, every
-try a miss, sent the dearer insert for a quarter of their jobs.) Once a try hands its job over,
+producer that found the gate open used to try: eight concurrent producers on a queue nobody
+waited on sent the dearer insert for 7-9 % of their jobs, now 1.0-1.4 %; docs/benchmarks.md,
+2026-12-04, before midnight.) Once a try hands its job over,
 every insert on that queue tries until one misses. Nothing is lost meanwhile: a worker that went
 idle is handed those jobs by the trigger, a row version more.
 """
