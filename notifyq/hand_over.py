@@ -9,9 +9,9 @@ handed nothing over, a client sends plain inserts to that queue for RETRY_AFTER,
 with one insert: the others it sends meanwhile go plain until that one's answer is back. (Every
 producer that found the gate open used to try: eight concurrent producers on a queue nobody
 waited on sent the dearer insert for 7-9 % of their jobs, now 1.0-1.4 %; docs/benchmarks.md,
-2026-12-04, before midnight.) Once a try hands its job over,
-every insert on that queue tries until one misses. Nothing is lost meanwhile: a worker that went
-idle is handed those jobs by the trigger, a row version more.
+2026-12-04, before midnight.) Once a try hands its job over, every insert on that queue tries
+until one misses. Nothing is lost meanwhile: a worker that went idle is handed those jobs by the
+trigger, a row version more.
 """
 
 from __future__ import annotations

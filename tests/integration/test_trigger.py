@@ -158,7 +158,7 @@ async def test_a_worker_that_stalled_past_its_demand_lease_rechecks_when_it_rene
     async with running_worker(settings, registry, poll_interval=60, recheck_after=0) as worker:
         await wait_until(lambda: worker.claimer.sleeping)
         renewals = worker.claimer.renewals
-        await wait_until(lambda: worker.claimer.renewals > renewals)  # the lease runs a second from now
+        await wait_until(lambda: worker.claimer.renewals > renewals)  # the lease ends within a second
         # the event loop stalls (blocking calls on purpose) past the lease; a producer commits
         time.sleep(1.5)  # noqa: ASYNC251 - the stall, blocking on purpose
         with psycopg.connect(database_url, autocommit=True) as producer:
