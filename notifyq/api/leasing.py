@@ -19,7 +19,7 @@ import psycopg
 
 from notifyq.client import Client
 from notifyq.models import ClaimedJob
-from notifyq.worker.claimer import DEMAND_RENEW_EVERY, DEMAND_SURE_FOR
+from notifyq.worker.claimer import DEMAND_RENEW_EVERY, DEMAND_SURE_FOR, DemandClock
 from notifyq.worker.waker import Waker
 
 log = logging.getLogger("notifyq.api.leasing")
@@ -51,7 +51,7 @@ class LeaseBroker:
         self.listened = frozenset(listened)
         self.waker = BroadcastWaker()
         self._renewed_at = -math.inf  # when the last renewal was sent (anyio's clock)
-        self._published_at = -math.inf  # the last publication or renewal, whichever came later
+        self._demand = DemandClock()  # the last publication or renewal, by any request
 
     async def lease(
         self, queues: Sequence[str], *, limit: int, lease_seconds: float, wait: float
@@ -69,7 +69,7 @@ class LeaseBroker:
             if demand:
                 published = anyio.current_time()
                 await self.client.publish_demand(demand, worker_id=self.worker_id)
-                self._published_at = max(self._published_at, published)
+                self._demand.renewed(published)
                 jobs = await self.client.lease(
                     queues, limit=limit, lease_seconds=lease_seconds, holder=holder
                 )
@@ -100,5 +100,4 @@ class LeaseBroker:
         except psycopg.Error as exc:  # producers may skip us for a moment: we claim at the end
             log.warning("renewing the demand lease failed (%s)", exc)
             return False
-        gap, self._published_at = anyio.current_time() - self._published_at, max(self._published_at, sent)
-        return gap > DEMAND_SURE_FOR
+        return self._demand.renewed(sent) > DEMAND_SURE_FOR

@@ -99,6 +99,21 @@ DEMAND_SURE_FOR = 0.7
 
 
 @dataclass(slots=True)
+class DemandClock:
+    """When a waiter last renewed the demand lease: the send time (anyio's clock) of its last arm,
+    publication or renewal. The claimer keeps one, and so does the API's lease broker."""
+
+    sent_at: float = -math.inf
+
+    def renewed(self, sent: float) -> float:
+        """Note a renewal sent at `sent`, now answered; the seconds since the one before was sent
+        (over DEMAND_SURE_FOR: the lease may have run out in between)."""
+        gap = anyio.current_time() - self.sent_at
+        self.sent_at = max(self.sent_at, sent)
+        return gap
+
+
+@dataclass(slots=True)
 class _Grant:
     """The hand-over slots one queue's row was last given (an arm or a refill): how many, when
     (anyio's clock), how many producers left, and whether a refill or a claim was asked for since."""
@@ -186,7 +201,7 @@ class Claimer:
         self.rechecks = 0
         self.renewals = 0  # demand_renew statements sent while sleeping
         self.lapses = 0  # renewals that came too late to be sure the lease had not run out
-        self._demand_sent_at = -math.inf  # when the last arm or renewal was sent (anyio's clock)
+        self._demand = DemandClock()
         self._grants: dict[str, _Grant] = {}
         # run between claims when asked (the listener reconnected): finds lost hand-overs
         self.recover = recover
@@ -338,7 +353,7 @@ class Claimer:
         # shielded, as the refill below: a stop mid-statement would cost the pool its connection
         sent = anyio.current_time()
         rows = await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True)
-        self._demand_sent_at = sent
+        self._demand.renewed(sent)
         self.waker.mark()  # producers notify us again; the next wake-up starts a new grace
         self._gave_slots(slots)
         self.arms += 1
@@ -355,8 +370,7 @@ class Claimer:
         sent = anyio.current_time()
         await db.fetch_all_within(self.pool, query, self.db_timeout, shield=True)
         self.renewals += 1
-        gap, self._demand_sent_at = anyio.current_time() - self._demand_sent_at, sent
-        if gap > DEMAND_SURE_FOR:
+        if (gap := self._demand.renewed(sent)) > DEMAND_SURE_FOR:
             self.lapses += 1
             log.info("the demand lease may have run out (%.2fs since it was last renewed): rechecking", gap)
             await self.recheck()
