@@ -62,6 +62,14 @@ async def hold_demand(conn: psycopg.AsyncConnection[Any], seconds: float = 3600)
     )
 
 
+def demand_lapsed(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the demand lease has run out: producers then notify nobody (migrations/0011)."""
+    row = conn.execute(
+        "SELECT pg_sequence_last_value('notifyq.demand_until') < extract(epoch FROM clock_timestamp()) * 1000"
+    ).fetchone()
+    return row == (True,)
+
+
 async def expire_demand(conn: psycopg.AsyncConnection[Any]) -> None:
     """Let the demand lease run out, as when no worker has waited for a second (migrations/0011)."""
     await conn.execute("SELECT setval('notifyq.demand_until', 0)")

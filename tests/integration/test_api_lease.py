@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from notifyq import Client, JobStatus, Settings
-from tests.helpers import wait_until
+from tests.helpers import demand_lapsed, wait_until
 from tests.integration.api_support import api_client, lease_one
 
 pytestmark = pytest.mark.anyio
@@ -24,6 +24,14 @@ async def _long_poll(http: httpx.AsyncClient, result: dict[str, Any]) -> None:
     response = await http.post("/v1/lease", json={"queues": ["default"], "wait": 10})
     result["elapsed"] = time.monotonic() - started
     result["jobs"] = response.json()["jobs"]
+
+
+async def _armed(aconn: psycopg.AsyncConnection) -> bool:
+    """Whether a waiter (the API's long poll) has published its demand and is not woken yet."""
+    row = await (
+        await aconn.execute("SELECT count(*) FROM notifyq.queue_waiters WHERE woken_at IS NULL")
+    ).fetchone()
+    return row is not None and row[0] > 0
 
 
 async def test_a_long_poll_lease_returns_soon_after_an_enqueue(settings: Settings, client: Client) -> None:
@@ -56,14 +64,10 @@ async def test_a_long_poll_waiting_past_the_demand_lease_is_still_woken_by_an_in
 
     async with api_client(settings) as http:
         result: dict[str, Any] = {}
-
-        async def armed() -> bool:
-            return bool(await scalar("SELECT count(*) FROM notifyq.queue_waiters WHERE woken_at IS NULL"))
-
         with anyio.fail_after(15):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_long_poll, http, result)
-                await wait_until(armed)
+                await wait_until(lambda: _armed(aconn))
                 first_end = await scalar("SELECT pg_sequence_last_value('notifyq.demand_until')")
 
                 async def past_it() -> bool:  # the lease its publication gave has run out
@@ -87,25 +91,16 @@ async def test_a_long_poll_that_stalled_past_the_demand_lease_claims_again_when_
     and returns the job, not at the end of its 10 s."""
     async with api_client(settings) as http:
         result: dict[str, Any] = {}
-
-        async def armed() -> bool:
-            cur = await aconn.execute("SELECT count(*) FROM notifyq.queue_waiters WHERE woken_at IS NULL")
-            row = await cur.fetchone()
-            return row is not None and row[0] > 0
-
         with anyio.fail_after(15):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_long_poll, http, result)
-                await wait_until(armed)
+                await wait_until(lambda: _armed(aconn))
                 time.sleep(1.5)  # noqa: ASYNC251 - the stall, blocking on purpose
                 with psycopg.connect(database_url, autocommit=True) as producer:
                     insert = "INSERT INTO notifyq.jobs (task) VALUES ('t') RETURNING id"
                     inserted = producer.execute(insert).fetchone()
-                    lapsed = producer.execute(
-                        "SELECT pg_sequence_last_value('notifyq.demand_until')"
-                        " < extract(epoch FROM clock_timestamp()) * 1000"
-                    ).fetchone()
-    assert lapsed == (True,)  # so the insert notified nobody
+                    lapsed = demand_lapsed(producer)
+    assert lapsed  # so the insert notified nobody
     assert inserted is not None
     assert [j["id"] for j in result["jobs"]] == [inserted[0]]
     assert result["elapsed"] < 5

@@ -11,7 +11,15 @@ import psycopg
 import pytest
 
 from notifyq import Registry, Settings
-from tests.helpers import add_waiter, expire_demand, hold_demand, job_status, running_worker, wait_until
+from tests.helpers import (
+    add_waiter,
+    demand_lapsed,
+    expire_demand,
+    hold_demand,
+    job_status,
+    running_worker,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -163,11 +171,8 @@ async def test_a_worker_that_stalled_past_its_demand_lease_rechecks_when_it_rene
         time.sleep(1.5)  # noqa: ASYNC251 - the stall, blocking on purpose
         with psycopg.connect(database_url, autocommit=True) as producer:
             producer.execute("INSERT INTO notifyq.jobs (task) VALUES ('unannounced')")
-            lapsed = producer.execute(
-                "SELECT pg_sequence_last_value('notifyq.demand_until')"
-                " < extract(epoch FROM clock_timestamp()) * 1000"
-            ).fetchone()
-        assert lapsed == (True,)  # so the trigger notified nobody
+            lapsed = demand_lapsed(producer)
+        assert lapsed  # so the trigger notified nobody
         with anyio.fail_after(10):
             await ran.wait()
         assert worker.claimer.lapses >= 1
