@@ -33,12 +33,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="every scenario small (about 1.5 minutes)")
     parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only these scenarios")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument(
+        "--database",
+        default="notifyq_bench",
+        help="the database to create for the run (dropped first if it exists, and at the end)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with devdb.postgres() as server:
         results: dict[str, Any] = {"meta": _meta(server)}
         log(f"PostgreSQL: {results['meta']['server']}")
-        with fresh_database(server.url, "notifyq_bench") as url:
+        with fresh_database(server.url, args.database) as url:
             _run(url, set(args.only or SCENARIOS), quick=args.quick, results=results)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report.write_json(results, args.out / f"bench-{stamp}.json")
