@@ -4,6 +4,8 @@ and tokens that no longer hold a job are refused without changing it."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -34,15 +36,27 @@ async def _armed(aconn: psycopg.AsyncConnection) -> bool:
     return row is not None and row[0] > 0
 
 
-async def test_a_long_poll_lease_returns_soon_after_an_enqueue(settings: Settings, client: Client) -> None:
-    """wait=10 s, a job enqueued while waiting: the lease returns well before the long-poll ends."""
+@asynccontextmanager
+async def _waiting_long_poll(
+    settings: Settings, aconn: psycopg.AsyncConnection
+) -> AsyncIterator[dict[str, Any]]:
+    """A long poll in flight, entered once it has published its demand; its result (`_long_poll`)
+    is filled in when the block ends and the request has returned (15 s at most)."""
+    result: dict[str, Any] = {}
     async with api_client(settings) as http:
-        result: dict[str, Any] = {}
         with anyio.fail_after(15):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_long_poll, http, result)
-                await anyio.sleep(0.3)  # let the request publish its demand and sleep
-                job_id = await client.enqueue("t", {"n": 1})
+                await wait_until(lambda: _armed(aconn))
+                yield result
+
+
+async def test_a_long_poll_lease_returns_soon_after_an_enqueue(
+    settings: Settings, client: Client, aconn: psycopg.AsyncConnection
+) -> None:
+    """wait=10 s, a job enqueued while waiting: the lease returns well before the long-poll ends."""
+    async with _waiting_long_poll(settings, aconn) as result:
+        job_id = await client.enqueue("t", {"n": 1})
     jobs = result["jobs"]
     assert isinstance(jobs, list)
     assert [j["id"] for j in jobs] == [job_id]
@@ -62,22 +76,15 @@ async def test_a_long_poll_waiting_past_the_demand_lease_is_still_woken_by_an_in
         row = await (await aconn.execute(query)).fetchone()
         return None if row is None else row[0]
 
-    async with api_client(settings) as http:
-        result: dict[str, Any] = {}
-        with anyio.fail_after(15):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_long_poll, http, result)
-                await wait_until(lambda: _armed(aconn))
-                first_end = await scalar("SELECT pg_sequence_last_value('notifyq.demand_until')")
+    async with _waiting_long_poll(settings, aconn) as result:
+        first_end = await scalar("SELECT pg_sequence_last_value('notifyq.demand_until')")
 
-                async def past_it() -> bool:  # the lease its publication gave has run out
-                    return bool(
-                        await scalar(f"SELECT extract(epoch FROM clock_timestamp()) * 1000 > {first_end}")
-                    )
+        async def past_it() -> bool:  # the lease its publication gave has run out
+            return bool(await scalar(f"SELECT extract(epoch FROM clock_timestamp()) * 1000 > {first_end}"))
 
-                await wait_until(past_it)
-                cur = await aconn.execute("INSERT INTO notifyq.jobs (task) VALUES ('t') RETURNING id")
-                inserted = await cur.fetchone()
+        await wait_until(past_it)
+        cur = await aconn.execute("INSERT INTO notifyq.jobs (task) VALUES ('t') RETURNING id")
+        inserted = await cur.fetchone()
     assert inserted is not None
     assert [j["id"] for j in result["jobs"]] == [inserted[0]]
     assert result["elapsed"] < 5
@@ -89,17 +96,12 @@ async def test_a_long_poll_that_stalled_past_the_demand_lease_claims_again_when_
     """The API's event loop stalls past the lease, and a producer meanwhile notifies nobody: the
     renewal after the stall comes too late to be sure of the lease, so the request claims again
     and returns the job, not at the end of its 10 s."""
-    async with api_client(settings) as http:
-        result: dict[str, Any] = {}
-        with anyio.fail_after(15):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_long_poll, http, result)
-                await wait_until(lambda: _armed(aconn))
-                time.sleep(1.5)  # noqa: ASYNC251 - the stall, blocking on purpose
-                with psycopg.connect(database_url, autocommit=True) as producer:
-                    insert = "INSERT INTO notifyq.jobs (task) VALUES ('t') RETURNING id"
-                    inserted = producer.execute(insert).fetchone()
-                    lapsed = demand_lapsed(producer)
+    async with _waiting_long_poll(settings, aconn) as result:
+        time.sleep(1.5)  # noqa: ASYNC251 - the stall, blocking on purpose
+        with psycopg.connect(database_url, autocommit=True) as producer:
+            insert = "INSERT INTO notifyq.jobs (task) VALUES ('t') RETURNING id"
+            inserted = producer.execute(insert).fetchone()
+            lapsed = demand_lapsed(producer)
     assert lapsed  # so the insert notified nobody
     assert inserted is not None
     assert [j["id"] for j in result["jobs"]] == [inserted[0]]
